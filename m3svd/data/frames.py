@@ -6,6 +6,7 @@ turns them into grey IR and RGB VIS. Sources are lazy: listing files or opening 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -132,8 +133,8 @@ class VideoFile(FrameSource):
 
     The frame count is exact: it is the number of video packets with a timestamp, found by demuxing
     (no decoding) when first needed, not the container's header estimate. Sequential reads continue the
-    decoder; any other read seeks to the previous keyframe and decodes forward. Safe to pickle into
-    DataLoader workers: the container is opened lazily per process.
+    decoder; any other read seeks to the previous keyframe and decodes forward. Safe in DataLoader
+    workers, pickled or forked: each process opens its own container on first read.
     """
 
     lossy = True
@@ -146,6 +147,7 @@ class VideoFile(FrameSource):
         self._container = None
         self._frames = None  # decoder iterator
         self._next = None  # index of the frame the iterator yields next
+        self._pid = os.getpid()  # a decoder inherited through fork is not used: reopen in the child
         self._lock = threading.Lock()
 
     def __getstate__(self):
@@ -187,6 +189,8 @@ class VideoFile(FrameSource):
 
     def read(self, i: int) -> np.ndarray:
         i = self._check_index(i)
+        if self._pid != os.getpid():
+            self.__setstate__(self.__getstate__())
         with self._lock:
             if self._container is None:
                 self._container = self._open()

@@ -1,0 +1,81 @@
+"""Export clips to a Hugging Face ``datasets.Dataset``: one row per frame pair, images stored as PNG."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from m3svd.data.layouts import ClipSet, open_dataset
+
+
+def _features(with_references: bool):
+    from datasets import Features, Image, Value
+
+    columns = {
+        "ir": Image(),
+        "vi": Image(),
+        "clip": Value("string"),
+        "frame": Value("int32"),
+        "split": Value("string"),
+        "variant": Value("string"),
+        "layout": Value("string"),
+        "fps": Value("float32"),
+        "lossy": Value("bool"),
+    }
+    if with_references:
+        columns.update({"ir_ref": Image(), "vi_ref": Image()})
+    return Features(columns)
+
+
+def _rows(clips, with_references: bool):
+    for clip in clips:
+        for i in range(len(clip)):
+            row = {
+                "ir": clip.ir(i), "vi": clip.vi(i), "clip": clip.name, "frame": i, "split": clip.split,
+                "variant": clip.variant, "layout": clip.layout, "fps": clip.fps, "lossy": clip.lossy,
+            }
+            if with_references:
+                row.update({"ir_ref": clip.reference.ir(i), "vi_ref": clip.reference.vi(i)})
+            yield row
+
+
+def to_hf_dataset(
+    root: str | Path | ClipSet,
+    split: str | None = None,
+    variant: str | None = "clean",
+    clips: list[str] | None = None,
+    parquet_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+):
+    """A ``datasets.Dataset`` of frame pairs with clip metadata (and clean references for degraded clips).
+
+    Frames are stored losslessly as PNG inside Arrow. With ``parquet_path`` the table is also written as
+    one Parquet file (to a temporary name first, then renamed), loadable later with
+    ``datasets.Dataset.from_parquet``.
+    """
+    from datasets import Dataset
+
+    clipset = root if isinstance(root, ClipSet) else open_dataset(root)
+    selected = clipset.select(split, variant)
+    if clips is not None:
+        selected = [clipset.clip(name, split, variant) for name in clips]
+    with_references = bool(selected) and all(c.reference is not None for c in selected)
+    dataset = Dataset.from_generator(
+        _rows,
+        gen_kwargs={"clips": selected, "with_references": with_references},
+        features=_features(with_references),
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    if parquet_path is not None:
+        target = Path(parquet_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        try:
+            dataset.to_parquet(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return dataset
