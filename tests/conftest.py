@@ -1,0 +1,34 @@
+"""Shared fixtures: the read-only real data in ``../shared/data`` (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared(*parts: str) -> Path:
+    """Path under ``../shared/data``; skips the calling test when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (the read-only ../shared/data checkout)")
+    return path
+
+
+@pytest.fixture
+def m3svd_frames() -> Path:
+    """Four-folder M3SVD image release: test/{infrared_Enhance,...}/<3 clips>/0000..0019.png."""
+    return shared("m3svd")
+
+
+@pytest.fixture
+def m3svd_videos() -> Path:
+    """GitHub sample layout: test/{infrared,visible}/<3 clips>.mp4 (lossy, clean variant)."""
+    return shared("m3svd_videos")
+
+
+@pytest.fixture
+def tno() -> Path:
+    return shared("tno")
