@@ -1,0 +1,307 @@
+"""Checks a dataset must pass before anyone trusts numbers computed on it.
+
+Three checks per clip, from one decoding pass over every stream:
+
+- **integrity**: streams pair frame for frame, every frame decodes, sizes agree, IR is really grey
+  (identical channels when stored as three, lossless files only), no frozen runs (a frame repeated
+  exactly), frame rates agree;
+- **registration**: the residual IR↔VIS shift, by phase correlation of Sobel-magnitude images under a
+  Hanning window on evenly spaced frames (the measurement of ``specs/dataset-m3svd.md`` §4); the median
+  over frames whose correlation peak carries information (response ≥ 0.05) and agrees with the others is
+  compared with the layout's tolerance, and the response is reported with it;
+- **sync**: the frame offset between IR and VIS, as the lag that best aligns the *spatial pattern of
+  frame-to-frame change* (block-averaged absolute differences, standardised per frame) of the two
+  modalities: moving things change both images in the same places even where their intensities differ.
+
+Degraded clips get the integrity check (their streams, and pairing and size against the clean reference,
+which is checked as a clip of its own); registration and sync are measured on clean clips, where noise and
+blur do not bias the estimates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from m3svd.data.clip import Clip
+from m3svd.data.frames import to_grey
+from m3svd.data.layouts import ClipSet
+from m3svd.errors import DataError
+
+OK, WARN, FAIL, INCONCLUSIVE, SKIPPED = "ok", "warn", "fail", "inconclusive", "skipped"
+REGISTRATION_FRAMES = 5
+REGISTRATION_SMOOTHING = 1.5  # Gaussian σ (px) before the Sobel operator
+MIN_RESPONSE = 0.05  # below this a phase-correlation peak carries no information (spec §4)
+REGISTRATION_AGREE_PX = 1.5  # informative frames within this of their median count as agreeing
+SYNC_GRID = (32, 24)  # blocks (w, h) of the change maps
+SYNC_MAX_LAG = 10
+SYNC_MIN_SCORE = 0.1  # below this mean correlation the clip has too little shared motion to time
+FROZEN_MAD_LOSSY = 0.25  # mean |difference| below which two decoded lossy frames count as the same
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    message: str
+    values: dict = field(default_factory=dict)
+
+
+@dataclass
+class ClipReport:
+    clip: str
+    split: str | None
+    variant: str | None
+    frames: int
+    fps: float | None
+    size: tuple[int, int] | None
+    lossy: bool
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+
+@dataclass
+class DatasetReport:
+    root: str
+    layout: str
+    clips: list[ClipReport]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.clips)
+
+    def to_dict(self) -> dict:
+        from m3svd import __version__
+
+        return {
+            "root": self.root, "layout": self.layout, "ok": self.ok, "toolkit_version": __version__,
+            "clips": [{**asdict(c), "ok": c.ok} for c in self.clips],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def format(self) -> str:
+        lines = [f"{self.root}: layout {self.layout}, {len(self.clips)} clip(s)"]
+        for c in self.clips:
+            tags = " ".join(x for x in (c.split, c.variant) if x)
+            size = f"{c.size[1]}×{c.size[0]}" if c.size else "?"
+            fps = f"{c.fps:g} fps" if c.fps else "fps n/a"
+            head = f"{'ok  ' if c.ok else 'FAIL'} {c.clip} [{tags}] {c.frames} frames {size} {fps}"
+            lines.append(head + (" lossy" if c.lossy else ""))
+            lines.extend(f"       {k.name:<12} {k.status:<12} {k.message}" for k in c.checks)
+        failed = sum(not c.ok for c in self.clips)
+        warned = sum(any(k.status in (WARN, INCONCLUSIVE) for k in c.checks) for c in self.clips)
+        lines.append(f"{len(self.clips) - failed} of {len(self.clips)} clip(s) passed; {warned} with warnings")
+        return "\n".join(lines)
+
+
+# -- the decoding pass -----------------------------------------------------------------------------------
+@dataclass
+class _Stream:
+    """What one pass over a stream keeps: small change maps for every frame, a few full frames."""
+
+    label: str
+    blocks: list[np.ndarray] = field(default_factory=list)
+    keep: dict[int, np.ndarray] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    sizes: set = field(default_factory=set)
+    frozen: list[tuple[int, int]] = field(default_factory=list)  # (first index, run length)
+
+
+def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> _Stream:
+    out = _Stream(label)
+    prev, run_start, bad_channels = None, None, 0
+    frozen_mad = FROZEN_MAD_LOSSY if source.lossy else 0.0
+    for i in range(n):
+        try:
+            raw = source.read(i)
+        except DataError as error:
+            out.problems.append(f"{label} frame {i} does not decode: {error}")
+            prev = None
+            progress(1)
+            continue
+        if is_ir and raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
+            bad_channels += 1
+        grey = to_grey(raw)
+        out.sizes.add(grey.shape[:2])
+        out.blocks.append(cv2.resize(grey.astype(np.float32), SYNC_GRID, interpolation=cv2.INTER_AREA))
+        if i in keep:
+            out.keep[i] = grey
+        if prev is not None and prev.shape == grey.shape:
+            same = np.abs(grey.astype(np.int16) - prev).mean() <= frozen_mad
+            if same and run_start is None:
+                run_start = i - 1
+            elif not same and run_start is not None:
+                out.frozen.append((run_start, i - run_start))
+                run_start = None
+        prev = grey
+        progress(1)
+    if run_start is not None:
+        out.frozen.append((run_start, n - run_start))
+    if bad_channels:
+        out.problems.append(f"{label}: {bad_channels} frame(s) stored with 3 channels that are not identical")
+    if len(out.sizes) > 1:
+        out.problems.append(f"{label}: frame sizes vary ({', '.join(f'{w}×{h}' for h, w in sorted(out.sizes))})")
+    return out
+
+
+def _integrity(clip: Clip, streams: list[_Stream], fps: dict[str, float | None]) -> Check:
+    problems = clip.pairing_problems()
+    for s in streams:
+        problems += s.problems
+    sizes = {s.label: next(iter(s.sizes)) for s in streams if len(s.sizes) == 1}
+    if clip.reference is not None and not problems:
+        try:
+            sizes["clean reference"] = clip.reference.size
+        except (DataError, IndexError) as error:
+            problems.append(f"clean reference: {error}")
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{k} {w}×{h}" for k, (h, w) in sizes.items())
+        problems.append(f"sizes differ between streams ({listed})")
+    rates = {k: v for k, v in fps.items() if v}
+    if len({round(v, 3) for v in rates.values()}) > 1:
+        problems.append("frame rates differ (" + ", ".join(f"{k} {v:g}" for k, v in rates.items()) + ")")
+    frozen = {s.label: s.frozen for s in streams if s.frozen}
+    values = {"frozen_runs": {k: [list(r) for r in v] for k, v in frozen.items()}, "fps": fps}
+    if problems:
+        return Check("integrity", FAIL, "; ".join(problems), {**values, "problems": problems})
+    if frozen:
+        runs = "; ".join(f"{k} {len(v)} run(s), first {v[0][0]}..{v[0][0] + v[0][1] - 1}" for k, v in frozen.items())
+        return Check("integrity", WARN, f"frozen frames: {runs}", values)
+    n = len(streams[0].blocks) if streams else 0
+    return Check("integrity", OK, f"{len(streams)} streams × {n} frames decode, sizes and rates agree", values)
+
+
+# -- registration ----------------------------------------------------------------------------------------
+def _gradient_magnitude(grey: np.ndarray) -> np.ndarray:
+    # Smoothing first keeps sensor noise (TNO's intensified VIS, night frames) from swamping the peak.
+    image = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), REGISTRATION_SMOOTHING)
+    magnitude = cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1))
+    return (magnitude - magnitude.mean()) / (magnitude.std() + 1e-6)
+
+
+def estimate_shift(ir: np.ndarray, vi_grey: np.ndarray) -> tuple[float, float, float]:
+    """``(dx, dy, response)``: VIS content sits ``(dx, dy)`` px from the same content in IR."""
+    window = cv2.createHanningWindow(ir.shape[::-1], cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(_gradient_magnitude(ir), _gradient_magnitude(vi_grey), window)
+    return float(dx), float(dy), float(response)
+
+
+def _registration(ir: _Stream, vi: _Stream, tolerance: float) -> Check:
+    pairs = [(i, ir.keep[i], vi.keep[i]) for i in sorted(ir.keep) if i in vi.keep]
+    pairs = [(i, a, b) for i, a, b in pairs if a.shape == b.shape]
+    if not pairs:
+        return Check("registration", SKIPPED, "no frame pair of equal size to compare")
+    per_frame = [(i, *estimate_shift(a, b)) for i, a, b in pairs]
+    values = {
+        "tolerance_px": tolerance,
+        "per_frame": [{"frame": i, "dx": dx, "dy": dy, "response": r} for i, dx, dy, r in per_frame],
+    }
+    informative = [(dx, dy, r) for _, dx, dy, r in per_frame if r >= MIN_RESPONSE]
+    if not informative:
+        best = max(r for *_, r in per_frame)
+        message = f"no informative correlation peak (best response {best:.3f} < {MIN_RESPONSE})"
+        return Check("registration", INCONCLUSIVE, message, values)
+    centre = np.median(np.array(informative)[:, :2], axis=0)
+    agreeing = [v for v in informative if np.hypot(v[0] - centre[0], v[1] - centre[1]) <= REGISTRATION_AGREE_PX]
+    if len(agreeing) < min(2, len(per_frame)):  # one frame alone may be a wrapped or spurious peak
+        message = f"correlation peaks disagree ({len(agreeing)} of {len(per_frame)} frames agree)"
+        return Check("registration", INCONCLUSIVE, message, values)
+    dx, dy, response = (float(np.median([v[k] for v in agreeing])) for k in range(3))
+    magnitude = float(np.hypot(dx, dy))
+    values.update({"shift_px": [dx, dy], "magnitude_px": magnitude, "response": response})
+    status = OK if magnitude <= tolerance else FAIL
+    message = (
+        f"VIS offset from IR ({dx:+.2f}, {dy:+.2f}) px, |{magnitude:.2f}| {'≤' if status == OK else '>'} "
+        f"{tolerance:g} px (response {response:.2f}, {len(agreeing)}/{len(per_frame)} frames agree)"
+    )
+    return Check("registration", status, message, values)
+
+
+# -- temporal sync -------------------------------------------------------------------------------------
+def _change_maps(blocks: list[np.ndarray]) -> np.ndarray:
+    """``(T-1)×blocks`` frame-to-frame |change|, each map standardised so only its spatial pattern counts."""
+    stack = np.stack(blocks).astype(np.float64)
+    change = np.abs(np.diff(stack, axis=0)).reshape(len(stack) - 1, -1)
+    change -= change.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(change, axis=1, keepdims=True)
+    return np.divide(change, norm, out=np.zeros_like(change), where=norm > 1e-9)
+
+
+def estimate_offset(ir_blocks: list[np.ndarray], vi_blocks: list[np.ndarray], max_lag: int = SYNC_MAX_LAG):
+    """``(lag, scores)``: VIS frame ``i + lag`` shows what IR frame ``i`` shows; scores are mean correlations."""
+    a, b = _change_maps(ir_blocks), _change_maps(vi_blocks)
+    n = min(len(a), len(b))
+    max_lag = min(max_lag, max(n - 3, 0))  # at least 3 overlapping change maps per lag
+    scores = {}
+    for lag in range(-max_lag, max_lag + 1):
+        x, y = (a[: n - lag], b[lag:n]) if lag >= 0 else (a[-lag:n], b[: n + lag])
+        scores[lag] = float((x * y).sum(axis=1).mean())
+    best = max(scores, key=scores.get)
+    return best, scores
+
+
+def _sync(ir: _Stream, vi: _Stream) -> Check:
+    if min(len(ir.blocks), len(vi.blocks)) < 4:
+        return Check("sync", SKIPPED, f"{min(len(ir.blocks), len(vi.blocks))} frame(s): too few to measure")
+    lag, scores = estimate_offset(ir.blocks, vi.blocks)
+    best = scores[lag]
+    # Evidence: how much the best lag beats lag 0, or (when 0 wins) the runner-up.
+    margin = best - (scores[0] if lag else max(v for k, v in scores.items() if k != 0))
+    values = {"offset_frames": lag, "score": best, "margin": margin, "scores": {str(k): v for k, v in scores.items()}}
+    detail = f"(correlation {best:.2f}, margin {margin:.3f}, lags ±{max(scores)} searched)"
+    if best < SYNC_MIN_SCORE:
+        return Check("sync", INCONCLUSIVE, f"too little shared motion to measure {detail}", values)
+    if lag == 0:
+        return Check("sync", OK, f"offset 0 frames {detail}", values)
+    direction = "behind" if lag > 0 else "ahead of"
+    return Check("sync", FAIL, f"VIS is {abs(lag)} frame(s) {direction} IR {detail}", values)
+
+
+# -- entry points --------------------------------------------------------------------------------------
+def check_clip(clip: Clip, tolerance_px: float = 2.0, progress=None) -> ClipReport:
+    """Run the three checks on one clip (one decoding pass per stream)."""
+    progress = progress or (lambda k: None)
+    sources = {"IR": clip.ir_source, "VIS": clip.vi_source}
+    try:
+        counts = {label: len(s) for label, s in sources.items()}
+    except DataError as error:
+        return ClipReport(clip.name, clip.split, clip.variant, 0, None, None, clip.lossy,
+                          [Check("integrity", FAIL, str(error))])
+    n = max(counts.values())
+    keep = set(np.linspace(0, n - 1, min(REGISTRATION_FRAMES, n)).round().astype(int).tolist()) if n else set()
+    measure = clip.reference is None
+    streams = [
+        _scan(label, s, counts[label], keep if measure else set(), label == "IR", progress)
+        for label, s in sources.items()
+    ]
+    fps = {label: s.fps for label, s in sources.items()}
+    checks = [_integrity(clip, streams, fps)]
+    if measure:
+        checks += [_registration(streams[0], streams[1], tolerance_px), _sync(streams[0], streams[1])]
+    size = next(iter(streams[0].sizes)) if streams[0].sizes else None
+    return ClipReport(clip.name, clip.split, clip.variant, min(counts.values()), clip.fps, size, clip.lossy, checks)
+
+
+def check_dataset(clipset: ClipSet, clips: Iterable[Clip] | None = None, show_progress: bool = True) -> DatasetReport:
+    """Check every clip of ``clipset`` (or the given subset), with one progress bar over all frames."""
+    from tqdm.auto import tqdm
+
+    clips = list(clipset.clips if clips is None else clips)
+    with tqdm(desc="checking", unit="frame", disable=not show_progress, leave=False) as bar:
+        reports = []
+        for clip in clips:
+            bar.set_postfix_str(clip.name)
+            reports.append(check_clip(clip, clipset.registration_tolerance_px, bar.update))
+    return DatasetReport(str(clipset.root), clipset.layout, reports)
