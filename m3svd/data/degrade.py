@@ -241,6 +241,9 @@ class DegradedFrames(FrameSource):
         frame = to_rgb(frame)
         return degrade_vi(frame, i, self.plan(frame.shape[1]))
 
+    def identity(self) -> str:
+        return f"{self.base.identity()} {self.modality} {DEGRADE_VERSION} {self.seed} {self.params}"
+
     def describe(self) -> str:
         return f"{self.base.describe()} degraded ({DEGRADE_VERSION}, seed {self.seed}; synthetic, not official)"
 

@@ -6,6 +6,7 @@ turns them into grey IR and RGB VIS. Sources are lazy: listing files or opening 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -92,6 +93,10 @@ class FrameSource:
     def describe(self) -> str:
         return str(self.paths[0].parent if len(self.paths) > 1 else self.paths[0]) if self.paths else "<memory>"
 
+    def identity(self) -> str:
+        """Changes whenever the frames may have: every file's path, size and modification time."""
+        return "\n".join(f"{p} {(st := p.stat()).st_size} {st.st_mtime_ns}" for p in self.paths)
+
 
 class ImageFiles(FrameSource):
     """Frames stored one file each; ``keys`` are the names used to pair modalities (file name by default)."""
@@ -126,6 +131,9 @@ class ArrayFrames(FrameSource):
 
     def read(self, i: int) -> np.ndarray:
         return self.frames[self._check_index(i)]
+
+    def identity(self) -> str:
+        return hashlib.sha256(np.ascontiguousarray(self.frames).data).hexdigest()
 
 
 class VideoFile(FrameSource):
@@ -190,6 +198,7 @@ class VideoFile(FrameSource):
     def read(self, i: int) -> np.ndarray:
         i = self._check_index(i)
         if self._pid != os.getpid():
+            self._inherited = (self._container, self._frames)  # never freed here: freeing a forked decoder hangs
             self.__setstate__(self.__getstate__())
         with self._lock:
             if self._container is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +41,22 @@ def _rows(clips, with_references: bool):
             yield row
 
 
+def _fingerprint(clips, with_references: bool) -> str:
+    """Cache key from what the rows are made of (each source's identity), not only the paths that
+    ``datasets`` would key on: re-exporting after frames change on disk must not serve stale pixels."""
+    from m3svd import __version__
+
+    digest = hashlib.sha256(f"{__version__} {with_references}".encode())
+    for clip in clips:
+        digest.update(f"{clip.name} {clip.split} {clip.variant} {clip.layout}".encode())
+        sources = [clip.ir_source, clip.vi_source]
+        if with_references:
+            sources += [clip.reference.ir_source, clip.reference.vi_source]
+        for source in sources:
+            digest.update(source.identity().encode())
+    return digest.hexdigest()[:32]
+
+
 def to_hf_dataset(
     root: str | Path | ClipSet,
     split: str | None = None,
@@ -66,6 +83,7 @@ def to_hf_dataset(
         gen_kwargs={"clips": selected, "with_references": with_references},
         features=_features(with_references),
         cache_dir=str(cache_dir) if cache_dir else None,
+        fingerprint=_fingerprint(selected, with_references),
     )
     if parquet_path is not None:
         target = Path(parquet_path)

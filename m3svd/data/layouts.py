@@ -291,10 +291,10 @@ def detect_generic(root: Path, strict: bool) -> list[Clip] | None:
         return None
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in ir_dir.iterdir()):
         return [Clip(root.name, ImageFiles(list_images(ir_dir), folder=ir_dir),
-                     ImageFiles(list_images(vi_dir), folder=vi_dir), layout="generic", strict=strict)]
+                     ImageFiles(list_images(vi_dir), folder=vi_dir), variant="clean", layout="generic", strict=strict)]
     ir, vi = _clip_streams(ir_dir), _clip_streams(vi_dir)
     return [
-        _pair(name, ir.get(name), vi.get(name), ir_dir, vi_dir, strict, layout="generic")
+        _pair(name, ir.get(name), vi.get(name), ir_dir, vi_dir, strict, variant="clean", layout="generic")
         for name in sorted(set(ir) | set(vi), key=natural_key)
     ]
 
