@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
 from m3svd import __version__
 from m3svd.errors import M3SVDError, did_you_mean
@@ -84,6 +85,67 @@ def cmd_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import(args) -> int:
+    from m3svd.data.importer import import_dataset
+    from m3svd.paths import default_root
+
+    report = import_dataset(args.path, args.root or default_root(), name=args.name, extract_frames=args.extract_frames,
+                            progress=sys.stderr.isatty(), link=args.link)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, found {text}")
+        return value
+    return parse
+
+
+def cmd_download(args) -> int:
+    from m3svd.data import download as dl
+    from m3svd.data.subsets import get_subset
+    from m3svd.paths import default_root
+
+    subset = get_subset(args.subset)
+    root = (args.root or default_root()).expanduser()
+    options = dl.Options(workers=args.workers, timeout=args.timeout, retries=args.retries)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.dry_run:
+        files = subset.files if subset.kind == "files" else None
+        print(f"{subset.name} (v{subset.version}): {subset.description}\n  source: {subset.source}\n"
+              f"  terms: {subset.terms}\n  into: {dl.target_dir(subset, root)}")
+        if files is None:
+            print(f"  files are listed by {subset.kind} at download time; about {dl.human(subset.size_hint)}"
+                  if subset.size_hint else f"  files are listed by {subset.kind} at download time")
+            return 0
+        for entry in files:
+            print(f"  {entry.path}  {dl.human(entry.size)}")
+        known = [f.size for f in files if f.size is not None]
+        unknown = len(files) - len(known)
+        print(f"{len(files)} files, {dl.human(sum(known))}" + (f" + {unknown} of unknown size" if unknown else ""))
+        return 0
+    if args.verify:
+        problems = dl.verify(subset, root, show_progress=progress)
+        for line in problems:
+            print(line)
+        print(f"{subset.name} in {dl.target_dir(subset, root)}: "
+              + (f"{len(problems)} problem(s)" if problems else "every file present and verified"))
+        return 1 if problems else 0
+    report = dl.download(subset, root, options, mirrors=args.mirror, show_progress=progress)
+    print(report.format())
+    if report.ok and subset.kind == "google-drive":
+        from m3svd.data.importer import import_dataset
+
+        for result in report.files:
+            if result.status == "downloaded":
+                print(import_dataset(report.target / result.path, root, name=subset.name).format())
+    print(f"terms: {subset.terms}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="m3svd",
@@ -120,6 +182,49 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--variant", choices=("clean", "degraded"), help="check only this variant")
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.set_defaults(func=cmd_check)
+
+    imp = sub.add_parser(
+        "import", help="import a release downloaded by hand (folder or archive), with hashes",
+        description="Import an M3SVD release downloaded by hand into ROOT/NAME/ in the canonical layout "
+        "({split}/{infrared_Enhance,visible_Enhance,infrared_noise,visible_Blur}/<clip>/ for frames or "
+        "<clip>.mp4 for videos; the GitHub {split}/{infrared,visible}/<clip>.mp4 layout as is). PATH is a folder, "
+        "a .zip, the first part of a multi-part x.zip.001, or a .tar/.tar.gz/.tgz; a wrapping top folder is "
+        "found. TemCoCo folder names are renamed; clips outside split folders get their official split. "
+        "The full release publishes no checksums, so the sha256 of every file is recorded in "
+        "NAME/.m3svd/files.csv (and the source in import.json). All or nothing: an interrupted import leaves "
+        "no NAME folder. ROOT is --root, else $M3SVD_ROOT, else $XDG_CACHE_HOME/m3svd or ~/.cache/m3svd. "
+        "Exits 0 when complete, 1 when imported but something is missing (listed), 2 on errors.",
+    )
+    imp.add_argument("path", metavar="PATH", help="release folder or archive")
+    imp.add_argument("--root", type=Path, help="dataset root (default: $M3SVD_ROOT or the cache directory)")
+    imp.add_argument("--name", default="full", help="folder under ROOT to create (default: full)")
+    imp.add_argument("--extract-frames", action="store_true",
+                     help="also decode every video into PNG frames {i:04d}.png (0-based) in the image layout; "
+                     "recorded as lossy-derived")
+    imp.add_argument("--link", action="store_true", help="hard-link files of a folder source instead of copying")
+    imp.set_defaults(func=cmd_import)
+
+    download = sub.add_parser(
+        "download", help="download a public subset, verified and resumable",
+        description="Download a subset of M3SVD (or TNO) into ROOT/<subset>/. Every file is checked against its "
+        "size and hashes before it is moved into place; interrupted downloads resume where they stopped "
+        "(partial bytes live in ROOT/.partial/). Files with no published hash (Google Drive, figshare) have "
+        "their sha256 recorded on first download. ROOT is --root, else $M3SVD_ROOT, else the user cache "
+        "directory. Exits 1 if any file could not be fetched and verified.",
+    )
+    download.add_argument("--subset", default="test-videos", help="test-videos (default), val-frames, "
+                          "full-videos or tno")
+    download.add_argument("--root", type=Path, help="dataset root (default: $M3SVD_ROOT or the cache directory)")
+    download.add_argument("--dry-run", action="store_true", help="list the files and total size; fetch nothing")
+    download.add_argument("--verify", action="store_true", help="re-hash the files already under ROOT; fetch nothing")
+    download.add_argument("--mirror", action="append", default=[], metavar="URL",
+                          help="try URL/<path> before the official URLs (repeatable)")
+    download.add_argument("--workers", type=_positive(int), default=4, help="parallel downloads (default 4)")
+    download.add_argument("--timeout", type=_positive(float), default=30.0,
+                          help="seconds without data before a connection is retried (default 30)")
+    download.add_argument("--retries", type=_positive(int), default=4, help="attempts per mirror (default 4)")
+    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.set_defaults(func=cmd_download)
     return parser
 
 

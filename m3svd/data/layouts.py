@@ -6,6 +6,7 @@ their quirks are described in ``specs/dataset-m3svd.md`` §5–§12 (kept in the
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,11 +97,24 @@ def open_dataset(path: str | Path, strict: bool = True) -> ClipSet:
         if clips is not None:
             if not clips:
                 raise DataError(f"{root}: looks like the {name} layout but holds no clips")
+            if _lossy_derived(root):
+                for clip in clips:
+                    for source in (clip.ir_source, clip.vi_source):
+                        source.lossy = True
             return ClipSet(root, name, clips)
     raise DataError(f"{root}: no known IR/VIS layout found; looked for {'; '.join(LOOKED_FOR)}")
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def _lossy_derived(root: Path) -> bool:
+    """Frames that ``m3svd import --extract-frames`` decoded from video are PNG but carry the codec's loss."""
+    for folder in (root, root.parent):
+        record = folder / ".m3svd" / "import.json"
+        if record.is_file():
+            return bool(json.loads(record.read_text()).get("extracted_frames", {}).get("lossy_derived"))
+    return False
+
+
 def _subdirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
 
