@@ -180,7 +180,7 @@ def _transfer(url: str, part: Path, entry: FileEntry, options: Options, progress
         written = offset
         try:
             with open(part, mode) as out:
-                while chunk := response.read(CHUNK):
+                while chunk := response.read1(CHUNK):
                     out.write(chunk)
                     written += len(chunk)
                     progress(len(chunk))
