@@ -129,6 +129,10 @@ def cmd_download(args) -> int:
         return 0
     if args.verify:
         problems = dl.verify(subset, root, show_progress=progress)
+        if subset.kind == "google-drive" and (root / subset.name).exists():
+            from m3svd.data.importer import verify_import
+
+            problems += verify_import(root / subset.name)  # the tree imported from the archive
         for line in problems:
             print(line)
         print(f"{subset.name} in {dl.target_dir(subset, root)}: "
@@ -136,14 +140,17 @@ def cmd_download(args) -> int:
         return 1 if problems else 0
     report = dl.download(subset, root, options, mirrors=args.mirror, show_progress=progress)
     print(report.format())
-    if report.ok and subset.kind == "google-drive":
+    complete = report.ok
+    if report.ok and subset.kind == "google-drive" and not (root / subset.name).exists():
         from m3svd.data.importer import import_dataset
 
-        for result in report.files:
-            if result.status == "downloaded":
-                print(import_dataset(report.target / result.path, root, name=subset.name).format())
+        for result in report.files:  # the archive: unpack, arrange, verify layout and frame counts
+            imported = import_dataset(report.target / result.path, root, name=subset.name, progress=progress)
+            print(imported.format())
+            print(f"the archive stays at {report.target / result.path}; delete it to free the space")
+            complete = complete and imported.ok
     print(f"terms: {subset.terms}")
-    return 0 if report.ok else 1
+    return 0 if complete else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -228,3 +228,22 @@ def test_google_drive_confirmation_flow(tmp_path, server, monkeypatch, legacy):
     server.drive("1bRoNhQBzWtj0y8CMGdXQvjbQCGAVddPX", content[::-1], "M3SVD_videos.zip", confirm=True, legacy=legacy)
     again = dl.download(subset, tmp_path, fast(), show_progress=False)
     assert not again.ok and "sha256 mismatch" in again.format() and not archive.exists()
+
+
+def test_full_videos_download_is_imported_and_checked(tmp_path, server, monkeypatch, m3svd_videos, capsys):
+    """Drive archive → verified download → canonical layout with frame counts checked; missing clips listed."""
+    import zipfile
+
+    archive = tmp_path / "src.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for modality in ("infrared", "visible"):
+            z.write(m3svd_videos / "test" / modality / "0111_1716.mp4", f"Video/test/{modality}/0111_1716.mp4")
+    server.drive("1bRoNhQBzWtj0y8CMGdXQvjbQCGAVddPX", archive.read_bytes(), "M3SVD_videos.zip")
+    monkeypatch.setattr(dl, "DRIVE_URL", server.url + "uc?export=download&id={id}")
+    root = tmp_path / "root"
+    code = main(["download", "--subset", "full-videos", "--root", str(root), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1 and "29 of 30 official test clips" in out  # imported, but the release is incomplete
+    clip = open_dataset(root / "full-videos").clip("0111_1716")
+    assert len(clip) == 151
+    assert main(["download", "--subset", "full-videos", "--root", str(root), "--verify", "--no-progress"]) == 0
