@@ -1,0 +1,97 @@
+"""The metric interface: one small contract for every lineage's implementation.
+
+A :class:`Metric` scores a batch of ``N`` fused frames against their sources and returns ``N`` values.
+Inputs are what the readers give (``uint8``; IR ``N×H×W``, VIS ``N×H×W×3`` RGB, fused ``N×H×W`` or
+``N×H×W×3``; a single frame without the leading ``N`` works too). Each convention converts them the way its
+lineage reads files (grey or per channel, float32 or float64) inside its own functions.
+
+Source-only work (gradients, histograms, sub-band statistics) goes through :class:`Sources.memo`, so scoring
+many fused candidates against the same :class:`Sources` computes it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from m3svd.errors import M3SVDError
+
+KINDS = ("image", "temporal", "no-reference")
+
+
+class MetricError(M3SVDError, ValueError):
+    """A metric got input it cannot score (shape, dtype), or is undefined on it (says which and why)."""
+
+
+def _batch(name: str, array, grey_or_rgb: bool) -> np.ndarray:
+    a = np.asarray(array)
+    if a.dtype != np.uint8:
+        raise MetricError(f"{name}: expected uint8 frames (0-255), found {a.dtype}")
+    single = a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3 and grey_or_rgb)
+    a = a[None] if single else a
+    if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[-1] != 3):
+        raise MetricError(f"{name}: expected N×H×W or N×H×W×3 frames, found shape {np.shape(array)}")
+    return a
+
+
+@dataclass(eq=False)
+class Sources:
+    """IR ``N×H×W`` and VIS ``N×H×W×3`` (or grey ``N×H×W``) source frames, with a memo for derived arrays."""
+
+    ir: np.ndarray
+    vi: np.ndarray
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.ir = _batch("IR", self.ir, grey_or_rgb=True)
+        self.vi = _batch("VIS", self.vi, grey_or_rgb=True)
+        if self.ir.shape[:3] != self.vi.shape[:3]:
+            raise MetricError(f"IR frames {self.ir.shape} and VIS frames {self.vi.shape} differ in size or count")
+
+    def __len__(self) -> int:
+        return len(self.ir)
+
+    def memo(self, key, compute: Callable[[], object]):
+        """``compute()`` once per key for these sources (key: a tuple naming the quantity and convention)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``name`` in a ``convention``, with what a results table needs to interpret a value."""
+
+    name: str
+    convention: str
+    compute: Callable[[Sources, np.ndarray], np.ndarray]  # (sources, fused N×H×W[×3] uint8) -> N values
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    version: str = "1"
+    kind: str = "image"
+    description: str = ""
+
+    @property
+    def lower_better(self) -> bool:  # pyiqa's spelling
+        return not self.higher_is_better
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.convention}"
+
+    def __call__(self, fused, ir=None, vi=None, sources: Sources | None = None) -> np.ndarray:
+        """Per-frame values, float64, shape ``(N,)``. Pass ``sources`` to reuse source statistics."""
+        if sources is None:
+            if ir is None or vi is None:
+                raise MetricError(f"{self.id}: needs the IR and VIS sources (or a Sources object)")
+            sources = Sources(ir, vi)
+        fused = _batch("fused", fused, grey_or_rgb=True)
+        if fused.shape[:3] != sources.ir.shape[:3]:
+            raise MetricError(f"{self.id}: fused frames {fused.shape} do not match sources {sources.ir.shape}")
+        values = np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused))
+        if not np.isfinite(values).all():
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise MetricError(f"{self.id}: undefined on frame {bad} (e.g. a constant image); value {values[bad]}")
+        return values

@@ -1,0 +1,1 @@
+"""One module per convention; each registers its metrics on import."""
