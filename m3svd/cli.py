@@ -44,6 +44,15 @@ def cmd_ls(args) -> int:
         print("Datasets and layouts `m3svd info PATH` and `m3svd check PATH` recognise:")
         for name, text in rows:
             print(f"  {name:<{width}}  {text}")
+    elif args.kind == "metrics":
+        from m3svd import metrics
+
+        registered = metrics.list()
+        if not registered:
+            print(f"no metrics in m3svd {__version__} yet")
+        for m in registered:
+            direction = "higher better" if m.higher_is_better else "lower better"
+            print(f"  {m.name:<12} {m.convention:<8} {direction:<13} {m.description}")
     else:
         print(f"no {args.kind} in m3svd {__version__} yet")
     return 0
