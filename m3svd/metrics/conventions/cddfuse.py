@@ -1,0 +1,207 @@
+"""``cddfuse`` convention: the CDDFuse ``utils/Evaluator.py`` lineage (MMIF-CDDFuse@fd8da1f3, ≈25 copies).
+
+Reading as ``image_read_cv2(path, 'GRAY')``: BGR → float32 → OpenCV ``BGR2GRAY`` on float32 (0.299 R + 0.587 G
++ 0.114 B) → ``np.round`` (half to even), for IR, VI and F alike (a grey frame stays as it is). The metrics
+then run in **float64** on those integer-valued grey planes, i.e. they reproduce the golden
+``value_f64_inputs`` column (the original keeps float32 arrays; that changes values by ≲ 1e-6 relative, and
+the legacy SSIM by ≈ 2.5e-4). Two-source metrics use A = IR, B = VI. See golden README §2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+from m3svd.metrics import register
+from m3svd.metrics.base import Metric, Sources
+from m3svd.metrics.pixel import (
+    entropy_bits,
+    mutual_information,
+    qabf_combine,
+    sobel_strength_angle,
+    vifp_reference,
+    vifp_terms,
+)
+
+CONVENTION = "cddfuse"
+INF = math.inf
+
+
+def read_grey(frames: np.ndarray) -> np.ndarray:
+    """The CDDFuse reader on decoded ``uint8`` frames (``N×H×W`` grey or ``N×H×W×3`` RGB) → float64 grey."""
+    if frames.ndim == 3:  # imread makes 3 equal channels; 0.299x+0.587x+0.114x rounds back to x
+        return frames.astype(np.float64)
+    n, h, w, _ = frames.shape
+    bgr = np.ascontiguousarray(frames[..., ::-1], dtype=np.float32).reshape(n * h, w, 3)
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).reshape(n, h, w)
+    return np.round(grey).astype(np.float64)
+
+
+def _grey_sources(src: Sources) -> tuple[np.ndarray, np.ndarray]:
+    ir = src.memo((CONVENTION, "grey", "ir"), lambda: read_grey(src.ir))
+    vi = src.memo((CONVENTION, "grey", "vi"), lambda: read_grey(src.vi))
+    return ir, vi
+
+
+def _mean(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1).mean(axis=1)
+
+
+def _sum(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1).sum(axis=1)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²) per plane (NaN when either is constant)."""
+    dx = x - _mean(x)[:, None, None]
+    dy = y - _mean(y)[:, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _sum(dx * dy) / np.sqrt(_sum(dx * dx) * _sum(dy * dy))
+
+
+# --------------------------------------------------------------------------------------------- fused only
+
+
+def en(src: Sources, fused: np.ndarray) -> np.ndarray:
+    return entropy_bits(np.round(read_grey(fused)))
+
+
+def sd(src: Sources, fused: np.ndarray) -> np.ndarray:
+    return read_grey(fused).reshape(len(fused), -1).std(axis=1)
+
+
+def sf(src: Sources, fused: np.ndarray) -> np.ndarray:
+    f = read_grey(fused)
+    return np.sqrt(_mean((f[:, :, 1:] - f[:, :, :-1]) ** 2) + _mean((f[:, 1:, :] - f[:, :-1, :]) ** 2))
+
+
+def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
+    f = read_grey(fused)
+    gy, gx = np.gradient(f, axis=(1, 2))
+    return _mean(np.sqrt((gx * gx + gy * gy) / 2))
+
+
+# --------------------------------------------------------------------------------------------- two sources
+
+
+def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
+    ir, vi = _grey_sources(src)
+    f = read_grey(fused)
+    return mutual_information(f, ir) + mutual_information(f, vi)
+
+
+def _mse_pair(src: Sources, f: np.ndarray) -> np.ndarray:
+    ir, vi = _grey_sources(src)
+    return (_mean((ir - f) ** 2) + _mean((vi - f) ** 2)) / 2
+
+
+def mse(src: Sources, fused: np.ndarray) -> np.ndarray:
+    return _mse_pair(src, read_grey(fused))
+
+
+def psnr(src: Sources, fused: np.ndarray) -> np.ndarray:
+    f = read_grey(fused)
+    peak = f.reshape(len(f), -1).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10 * np.log10(peak**2 / _mse_pair(src, f))
+
+
+def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
+    ir, vi = _grey_sources(src)
+    f = read_grey(fused)
+    return (_pearson(ir, f) + _pearson(vi, f)) / 2
+
+
+def scd(src: Sources, fused: np.ndarray) -> np.ndarray:
+    ir, vi = _grey_sources(src)
+    f = read_grey(fused)
+    return _pearson(ir, f - vi) + _pearson(vi, f - ir)
+
+
+def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
+    f = read_grey(fused)
+    total = np.zeros(len(f))
+    for name, plane in zip(("ir", "vi"), _grey_sources(src), strict=True):
+        ref = src.memo((CONVENTION, "vifp", name), lambda plane=plane: vifp_reference(plane))
+        num, den = vifp_terms(ref, f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = num / den
+        total += np.where(np.isnan(value), 1.0, value)  # Evaluator.compare_viff maps NaN to 1.0
+    return total
+
+
+def qabf(src: Sources, fused: np.ndarray) -> np.ndarray:
+    ir, vi = _grey_sources(src)
+    sob_ir = src.memo((CONVENTION, "sobel", "ir"), lambda: sobel_strength_angle(ir))
+    sob_vi = src.memo((CONVENTION, "sobel", "vi"), lambda: sobel_strength_angle(vi))
+    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(read_grey(fused)))
+
+
+# --------------------------------------------------------------------------------------------- SSIM
+
+SSIM_WIN = 7
+SSIM_COV = SSIM_WIN**2 / (SSIM_WIN**2 - 1)  # sample covariance N/(N−1)
+
+
+def _box_moments(x: np.ndarray):
+    """7×7 uniform means of x and x², as scipy's ``uniform_filter`` computes them (borders cropped later)."""
+    return uniform_filter(x, size=(1, SSIM_WIN, SSIM_WIN)), uniform_filter(x * x, size=(1, SSIM_WIN, SSIM_WIN))
+
+
+def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
+    """SSIM(F,IR) + SSIM(F,VI), scikit-image ``structural_similarity`` defaults (7×7 box, sample covariance,
+    K1 0.01, K2 0.03, 3-pixel border cropped from the map) with the given ``data_range``."""
+    f = read_grey(fused)
+    uf, uff = _box_moments(f)
+    vf = SSIM_COV * (uff - uf * uf)
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    r = (SSIM_WIN - 1) // 2
+    total = np.zeros(len(f))
+    for name, s in zip(("ir", "vi"), _grey_sources(src), strict=True):
+        us, vs = src.memo((CONVENTION, "box7", name), lambda s=s: _box_source(s))
+        usf = uniform_filter(s * f, size=(1, SSIM_WIN, SSIM_WIN))
+        vsf = SSIM_COV * (usf - uf * us)
+        smap = ((2 * uf * us + c1) * (2 * vsf + c2)) / ((uf**2 + us**2 + c1) * (vf + vs + c2))
+        total += smap[:, r:-r, r:-r].mean(axis=(1, 2))
+    return total
+
+
+def _box_source(s: np.ndarray):
+    us, uss = _box_moments(s)
+    return us, SSIM_COV * (uss - us * us)
+
+
+def ssim(src: Sources, fused: np.ndarray) -> np.ndarray:
+    return _ssim_sum(src, fused, data_range=2.0)
+
+
+def ssim_dr255(src: Sources, fused: np.ndarray) -> np.ndarray:
+    return _ssim_sum(src, fused, data_range=255.0)
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+_Q = "CDDFuse Evaluator on OpenCV-float32-grey + np.round inputs"
+for _name, _fn, _hib, _range, _desc in [
+    ("en", en, True, (0.0, 8.0), "entropy of the 256-bin grey histogram, bits"),
+    ("sd", sd, True, (0.0, 127.5), "population standard deviation (divide by MN)"),
+    ("sf", sf, True, (0.0, INF), "spatial frequency; means over the number of differences (not MN as VIFB)"),
+    ("ag", ag, True, (0.0, INF), "average gradient, np.gradient, mean over all MN pixels (VIFB: /(M-1)(N-1))"),
+    ("mi", mi, True, (0.0, 2 * math.log(256)), "contingency-table MI in nats (sklearn), SUM over IR and VI"),
+    ("mse", mse, False, (0.0, 255.0**2), "(MSE(IR,F) + MSE(VI,F))/2 on 0-255"),
+    ("cc", cc, True, (-1.0, 1.0), "(r(IR,F) + r(VI,F))/2, Pearson; undefined on a constant image"),
+    ("psnr", psnr, True, (-INF, INF), "10 log10(max(F)^2 / MSE): the peak is the fused maximum, not 255"),
+    ("scd", scd, True, (-2.0, 2.0), "corr(F-VI, IR) + corr(F-IR, VI)"),
+    ("vif", vif, True, (0.0, INF),
+     "Evaluator's 'VIFF', which is really Sheikh-Bovik VIFp (4 scales, sigma_n^2 = 2), SUM over sources, NaN->1"),
+    ("qabf", qabf, True, (0.0, 1.0), "Xydeas-Petrovic Qabf, zero-padded Sobel, atan, the g_A = g_F -> g_F quirk"),
+    ("ssim", ssim, True, (-2.0, 2.0),
+     "faithful legacy SSIM: skimage<0.20 default data_range=2 on 0-255 floats (C1, C2 ~ 0), 7x7 box, SUM"),
+    ("ssim_dr255", ssim_dr255, True, (-2.0, 2.0),
+     "the Evaluator's SSIM with data_range=255 (what skimage>=0.20 needs): 7x7 box, sample cov, SUM"),
+]:
+    register(Metric(_name, CONVENTION, _fn, _hib, _range, version="1", kind="image", description=f"{_desc} ({_Q})"))
