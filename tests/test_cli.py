@@ -81,3 +81,9 @@ def test_check_json_and_exit_1_on_a_damaged_copy(capsys, tno, tmp_path):
     assert code == 1 and report["ok"] is False
     (integrity,) = [c for c in report["clips"][0]["checks"] if c["name"] == "integrity"]
     assert integrity["status"] == "fail" and "'4905'" in integrity["message"]
+
+
+def test_ls_metrics_lists_conventions_and_direction(capsys):
+    code, out, _ = run(capsys, "ls", "metrics")
+    rows = [line.split()[:3] for line in out.splitlines()]
+    assert code == 0 and ["qabf", "vifb", "higher"] in rows and ["mse", "m3svd", "lower"] in rows
