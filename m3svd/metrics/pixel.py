@@ -1,16 +1,22 @@
-"""Pixel-domain building blocks shared by conventions: float64, batched over ``M×H×W`` planes.
+"""Pixel-domain building blocks shared by every convention: float64, batched over ``M×H×W`` planes.
 
 Everything here works on float64 planes holding 0–255 values (one plane per frame, or per frame and channel)
-and returns one value (or map) per plane. The conventions decide which planes (grey, per channel), how the two
-sources are aggregated, and which quirks apply; see ``specs/metrics.md``.
+and returns one value (or map) per plane. The conventions (``vifb``, ``tang``/``m3svd``, ``cddfuse``,
+``vfbench``) decide which planes (grey, per channel), how the two sources are aggregated, and which quirks
+apply (explicit parameters here, never copies); see ``specs/metrics.md``.
 
-- :func:`gaussian_window`, :func:`correlate_valid`, :func:`correlate_same`: separable filtering.
-- :func:`vifp_reference`, :func:`vifp_terms`: Sheikh–Bovik pixel-domain VIFp (LIVE ``vifp_mscale``), with
-  the source (reference) side split off so it can be memoised.
-- :func:`mutual_information`: exact contingency-table MI in nats (what ``sklearn.metrics.mutual_info_score``
-  gives on integer-valued images), by a batched 256×256 ``bincount``.
-- :func:`sobel_strength_angle`, :func:`qabf_edge_preservation`, :func:`qabf_combine`: the Xydeas–Petrović
-  Qabf of the VIFB/Tang/CDDFuse/VF-Bench lineage (zero-padded Sobel, ``atan``, the ``g_A = g_F`` branch).
+- :func:`pearson`, :func:`spatial_frequency`: CC/SCD and SF of the Python/Tang lineages.
+- :func:`gaussian_window`, :func:`correlate_same` (``border``), :func:`correlate_valid`, :func:`local_mean`:
+  separable filtering with MATLAB ``fspecial`` Gaussians.
+- :func:`ssim_moments`, :func:`ssim_map`: Gaussian-window SSIM (``valid`` / ``border`` flags).
+- :func:`vifp_reference`, :func:`vifp_distorted`, :func:`vifp_terms`: Sheikh–Bovik pixel-domain VIFp (LIVE
+  ``vifp_mscale``), with the source (reference) and fused sides split off so they can be memoised / shared.
+- :func:`hist256`, :func:`entropy_of_counts`, :func:`entropy_bits`, :func:`joint_histograms` (``saturate``),
+  :func:`entropy_mi`: histograms, entropies and H(a)+H(b)−H(a,b) MI (MATLAB lineages);
+  :func:`mutual_information`: exact contingency-table MI in nats (``sklearn.metrics.mutual_info_score``).
+- :func:`sobel3` (``border``), :func:`sobel_strength_angle`, :func:`qabf_edge_preservation`,
+  :func:`qabf_combine` (``equal_is_one``): the Xydeas–Petrović Qabf (zero-padded Sobel, ``atan``, the
+  ``g_A = g_F`` branch).
 """
 
 from __future__ import annotations
@@ -23,19 +29,38 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)
 
 
+# --------------------------------------------------------------------------------------------- statistics
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r per plane (MATLAB ``corr2``; CC/SCD of Tang, m3svd, CDDFuse); NaN where either is constant."""
+    a = a - a.mean(axis=(1, 2), keepdims=True)
+    b = b - b.mean(axis=(1, 2), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=(1, 2)) / np.sqrt((a * a).sum(axis=(1, 2)) * (b * b).sum(axis=(1, 2)))
+
+
+def spatial_frequency(f: np.ndarray) -> np.ndarray:
+    """√(mean of squared row differences + mean of squared column differences) per plane, each mean over the
+    number of differences (Tang, m3svd, CDDFuse; VIFB divides by M·N instead and has its own code)."""
+    rf = np.diff(f, axis=1)
+    cf = np.diff(f, axis=2)
+    return np.sqrt((rf * rf).mean(axis=(1, 2)) + (cf * cf).mean(axis=(1, 2)))
+
+
 # --------------------------------------------------------------------------------------------- filtering
 
 
 def gaussian_window(size: int, sigma: float) -> np.ndarray:
     """1-D taps whose outer product is MATLAB ``fspecial('gaussian', size, sigma)`` (float64, sums to 1).
 
-    ``fspecial`` zeroes taps below ``eps·max`` of the 2-D kernel; that never happens for the windows used here
-    (checked), so the 2-D kernel is exactly separable.
+    Used by every lineage (SSIM windows, VIFp scales). ``fspecial`` zeroes 2-D taps below ``eps·max``; that would
+    break separability, so it raises instead (never happens for the windows used here).
     """
     half = (size - 1) / 2.0
     x = np.arange(size, dtype=np.float64) - half
     g = np.exp(-(x * x) / (2.0 * sigma * sigma))
-    if g.min() ** 2 < EPS:  # the 2-D corner tap would be cut by fspecial: not separable any more
+    if g.min() ** 2 < EPS * g.max() ** 2:  # the 2-D corner tap would be cut by fspecial: not separable any more
         raise ValueError(f"gaussian_window({size}, {sigma}): fspecial would truncate taps")
     return g / g.sum()
 
@@ -45,23 +70,59 @@ def _planes(x: np.ndarray) -> np.ndarray:
 
 
 def correlate_same(x: np.ndarray, taps: np.ndarray, border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
-    """Separable correlation of every ``H×W`` plane of ``x`` (``M×H×W``) with ``taps ⊗ taps``, same size."""
+    """Separable correlation of every ``H×W`` plane of ``x`` (``M×H×W``, or one ``H×W`` plane) with
+    ``taps ⊗ taps``, same size (OpenCV ``sepFilter2D``, float64).
+
+    ``border`` is the lineage's padding: ``BORDER_REFLECT_101`` (VF-Bench SSIM), ``BORDER_REPLICATE`` (MATLAB
+    ``ssim``/``imfilter`` 'replicate': Tang, m3svd), ``BORDER_CONSTANT`` (``conv2``/``filter2`` 'same': VIFB Qcb).
+    """
     x = _planes(x)
     k = np.asarray(taps, dtype=np.float64)
-    out = np.empty_like(x)
-    for i in range(len(x)):
-        out[i] = cv2.sepFilter2D(x[i], cv2.CV_64F, k, k, borderType=border)
-    return out
+    flat = x.reshape(-1, *x.shape[-2:])
+    out = np.empty_like(flat)
+    for i in range(len(flat)):
+        out[i] = cv2.sepFilter2D(flat[i], cv2.CV_64F, k, k, borderType=border)
+    return out.reshape(x.shape)
 
 
 def correlate_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """'valid' separable correlation (no padding): ``M×(H−n+1)×(W−n+1)``; = ``scipy.signal.convolve2d``
-    'valid' with the 2-D kernel up to rounding (the kernel is symmetric, so convolution = correlation)."""
+    """'valid' separable correlation (no padding): ``M×(H−n+1)×(W−n+1)`` (or one plane); = MATLAB
+    ``filter2(taps ⊗ taps, x, 'valid')`` and ``scipy.signal.convolve2d`` 'valid' up to rounding (the kernel is
+    symmetric, so convolution = correlation). A 'same' filter cropped by the radius (the crop never sees the
+    padding). Used by VIFp (all lineages), VIFB SSIM, Tang MEF-MS-SSIM."""
     r = len(taps) // 2
     h, w = x.shape[-2:]
     if h < len(taps) or w < len(taps):
-        return np.zeros((len(x), max(h - 2 * r, 0), max(w - 2 * r, 0)))
-    return correlate_same(x, taps, border=cv2.BORDER_CONSTANT)[:, r:h - r, r:w - r]
+        return np.zeros((*x.shape[:-2], max(h - 2 * r, 0), max(w - 2 * r, 0)))
+    return correlate_same(x, taps, border=cv2.BORDER_CONSTANT)[..., r:h - r, r:w - r]
+
+
+def local_mean(x: np.ndarray, taps: np.ndarray, valid: bool = False, border: int = cv2.BORDER_REFLECT_101):
+    """Windowed mean with ``taps ⊗ taps``: :func:`correlate_valid` if ``valid`` else :func:`correlate_same`."""
+    return correlate_valid(x, taps) if valid else correlate_same(x, taps, border)
+
+
+# --------------------------------------------------------------------------------------------- SSIM
+
+
+def ssim_moments(x: np.ndarray, taps: np.ndarray, valid: bool = False, border: int = cv2.BORDER_REFLECT_101):
+    """Source-only part of a Gaussian-window SSIM: windowed mean μ and variance E[x²] − μ² (memoisable).
+
+    Lineage flags: ``valid=True`` (VIFB ``filter2 'valid'``), else a same-size map with ``border``
+    ``BORDER_REFLECT_101`` (VF-Bench) or ``BORDER_REPLICATE`` (MATLAB ``ssim``: Tang, m3svd). CDDFuse's 7×7 box
+    SSIM (scikit-image, sample covariance) is its own code.
+    """
+    mu = local_mean(x, taps, valid, border)
+    return mu, local_mean(x * x, taps, valid, border) - mu * mu
+
+
+def ssim_map(x, y, mom_x, mom_y, taps, c1: float, c2: float, valid: bool = False,
+             border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
+    """Wang et al.'s SSIM map ((2μxμy+C1)(2σxy+C2))/((μx²+μy²+C1)(σx²+σy²+C2)) from :func:`ssim_moments` of
+    ``x`` and ``y`` (same ``taps``, ``valid``, ``border``); σxy = E[xy] − μxμy is filtered here."""
+    (mx, vx), (my, vy) = mom_x, mom_y
+    cxy = local_mean(x * y, taps, valid, border) - mx * my
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
 # --------------------------------------------------------------------------------------------- VIFp
@@ -71,43 +132,50 @@ VIF_SIGMA_NSQ = 2.0  # visual noise variance on 0–255 data (LIVE vifp_mscale)
 VIF_SIZES = (17, 9, 5, 3)  # N = 2^(5−s)+1 for scales s = 1..4, Gaussian σ = N/5
 
 
+def _vif_taps() -> list[np.ndarray]:
+    return [gaussian_window(n, n / 5.0) for n in VIF_SIZES]
+
+
+def _vif_pyramid(x: np.ndarray) -> list[tuple]:
+    """Per scale: (plane, μ, σ² clipped at 0), each scale the previous one filtered 'valid' and decimated by 2."""
+    out = []
+    x = _planes(x)
+    for scale, taps in enumerate(_vif_taps()):
+        if scale > 0:
+            x = np.ascontiguousarray(correlate_valid(x, taps)[..., ::2, ::2])
+        mu = correlate_valid(x, taps)
+        var = correlate_valid(x * x, taps) - mu * mu
+        var[var < 0] = 0.0
+        out.append((x, mu, var))
+    return out
+
+
 def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> list[tuple]:
     """Source-only VIFp quantities per scale: (reference plane, μ₁, σ₁² as used, Σ log10(1+σ₁²/σn²) per plane).
 
-    ``ref`` is ``M×H×W`` float64. Memoise the result per source; :func:`vifp_terms` takes it.
+    ``ref`` is ``M×H×W`` float64. Memoise the result per source; :func:`vifp_terms` takes it. One VIFp for every
+    lineage (CDDFuse, VF-Bench, Tang, m3svd): separable OpenCV filtering, zero-padded then cropped ('valid').
     """
-    stats = []
-    ref = _planes(ref)
-    for scale, n in enumerate(VIF_SIZES):
-        taps = gaussian_window(n, n / 5.0)
-        if scale > 0:
-            ref = np.ascontiguousarray(correlate_valid(ref, taps)[:, ::2, ::2])
-        mu1 = correlate_valid(ref, taps)
-        s1 = correlate_valid(ref * ref, taps) - mu1 * mu1
-        s1[s1 < 0] = 0.0
-        den = np.log10(1.0 + np.where(s1 < VIF_EPS, 0.0, s1) / sigma_nsq).sum(axis=(1, 2))
-        stats.append((ref, mu1, s1, den))
-    return stats
+    return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)))
+            for x, mu, var in _vif_pyramid(ref)]
 
 
-def vifp_terms(reference: list[tuple], dist: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ):
+def vifp_distorted(dist: np.ndarray) -> list[tuple]:
+    """Distorted (fused) side of VIFp, shareable by several references: per scale (plane, μ₂, σ₂² clipped)."""
+    return _vif_pyramid(dist)
+
+
+def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
     """VIFp numerator and denominator per plane (``M`` each), summed over the 4 scales; VIFp = num/den.
 
-    ``reference`` from :func:`vifp_reference` (the source), ``dist`` the fused planes ``M×H×W``. The clipping
-    rules are LIVE's: g = 0 where σ₁² < 1e-10 (then σ₁² = 0, σv² = σ₂²) or σ₂² < 1e-10 (σv² = 0) or g < 0
-    (σv² = σ₂²); σv² ≥ 1e-10.
+    ``reference`` from :func:`vifp_reference` (the source), ``dist`` the fused planes ``M×H×W`` or their
+    :func:`vifp_distorted` pyramid. The clipping rules are LIVE's: g = 0 where σ₁² < 1e-10 (then σ₁² = 0,
+    σv² = σ₂²) or σ₂² < 1e-10 (σv² = 0) or g < 0 (σv² = σ₂²); σv² ≥ 1e-10.
     """
-    dist = _planes(dist)
-    num = np.zeros(len(dist))
-    den = np.zeros(len(dist))
-    for scale, (n, (ref, mu1, s1, den_s)) in enumerate(zip(VIF_SIZES, reference, strict=True)):
-        taps = gaussian_window(n, n / 5.0)
-        if scale > 0:
-            dist = np.ascontiguousarray(correlate_valid(dist, taps)[:, ::2, ::2])
-        mu2 = correlate_valid(dist, taps)
-        s2 = correlate_valid(dist * dist, taps) - mu2 * mu2
-        s12 = correlate_valid(ref * dist, taps) - mu1 * mu2
-        s2[s2 < 0] = 0.0
+    pyramid = vifp_distorted(dist) if isinstance(dist, np.ndarray) else dist
+    num = den = 0.0
+    for taps, (ref, mu1, s1, den_s), (d, mu2, s2) in zip(_vif_taps(), reference, pyramid, strict=True):
+        s12 = correlate_valid(ref * d, taps) - mu1 * mu2
         g = s12 / (s1 + VIF_EPS)
         sv = s2 - g * s12
         low1 = s1 < VIF_EPS
@@ -121,27 +189,73 @@ def vifp_terms(reference: list[tuple], dist: np.ndarray, sigma_nsq: float = VIF_
         sv[neg] = s2[neg]
         g[neg] = 0.0
         sv[sv <= VIF_EPS] = VIF_EPS
-        num += np.log10(1.0 + g * g * s1u / (sv + sigma_nsq)).sum(axis=(1, 2))
-        den += den_s
+        num = num + np.log10(1.0 + g * g * s1u / (sv + sigma_nsq)).sum(axis=(-2, -1))
+        den = den + den_s
     return num, den
 
 
 # --------------------------------------------------------------------------------------------- MI
 
 
-def joint_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """256×256 joint histograms (``M×256×256`` int64) of integer-valued 0–255 planes ``a``, ``b`` (``M×H×W``)."""
+def _levels(x: np.ndarray, m: int) -> np.ndarray:
+    v = np.asarray(x).reshape(m, -1).astype(np.int64)
+    if v.size and (v.min() < 0 or v.max() > 255):
+        raise ValueError("histogram: values outside 0–255")
+    return v
+
+
+def hist256(planes: np.ndarray) -> np.ndarray:
+    """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages)."""
+    m = len(planes)
+    v = _levels(planes, m)
+    return np.bincount(((np.arange(m, dtype=np.int64)[:, None] << 8) + v).ravel(), minlength=m << 8).reshape(m, 256)
+
+
+def joint_histograms(a: np.ndarray, b: np.ndarray, saturate: bool = False) -> np.ndarray:
+    """256×256 joint histograms (``M×256×256`` int64, ``[a, b]``) of integer-valued 0–255 planes ``a``, ``b``.
+
+    ``saturate=True`` is Tang's ``Hab.m`` quirk: it indexes with ``uint8 + 1``, which saturates at 255, so levels
+    254 and 255 share one bin on both axes (the marginal entropies are not affected).
+    """
     m = len(a)
-    ia = np.asarray(a).reshape(m, -1).astype(np.int64)
-    ib = np.asarray(b).reshape(m, -1).astype(np.int64)
-    if ia.size and (ia.min() < 0 or ia.max() > 255 or ib.min() < 0 or ib.max() > 255):
-        raise ValueError("joint_histograms: values outside 0–255")
+    ia, ib = _levels(a, m), _levels(b, m)
+    if saturate:
+        ia, ib = np.minimum(ia, 254), np.minimum(ib, 254)
     index = (np.arange(m, dtype=np.int64)[:, None] << 16) + (ia << 8) + ib
     return np.bincount(index.ravel(), minlength=m << 16).reshape(m, 256, 256)
 
 
+def entropy_of_counts(counts: np.ndarray, log=np.log) -> np.ndarray:
+    """−Σ p log p over the non-zero bins of each plane's histogram (``M×…`` counts → ``M``); ``log`` picks the unit
+    (``np.log`` nats: VIFB MI; ``np.log2`` bits: entropies, Tang MI)."""
+    counts = counts.reshape(len(counts), -1).astype(np.float64)
+    p = counts / counts.sum(axis=1, keepdims=True)
+    logp = log(p, out=np.zeros_like(p), where=p > 0)
+    return -(p * logp).sum(axis=1)
+
+
+def entropy_bits(planes: np.ndarray) -> np.ndarray:
+    """Shannon entropy (bits) of the 256-bin histogram of integer-valued 0–255 planes (MATLAB ``entropy``; every
+    lineage's EN)."""
+    return entropy_of_counts(hist256(planes), np.log2)
+
+
+def entropy_mi(a: np.ndarray, b: np.ndarray, log=np.log, saturate: bool = False,
+               ha: np.ndarray | None = None, hb: np.ndarray | None = None) -> np.ndarray:
+    """MI as H(a) + H(b) − H(a, b) per plane of integer 0–255 planes (the MATLAB lineages: VIFB nats, Tang bits).
+
+    Marginals from the plain 256-bin histograms (pass ``ha``/``hb`` to reuse memoised ones), the joint from
+    :func:`joint_histograms` with its ``saturate`` quirk.
+    """
+    if ha is None:
+        ha = entropy_of_counts(hist256(a), log)
+    if hb is None:
+        hb = entropy_of_counts(hist256(b), log)
+    return ha + hb - entropy_of_counts(joint_histograms(a, b, saturate), log)
+
+
 def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MI(a; b) in nats per plane from the exact contingency table of the (integer) values.
+    """MI(a; b) in nats per plane from the exact contingency table of the (integer) values (CDDFuse, VF-Bench).
 
     Equals ``sklearn.metrics.mutual_info_score`` on integer-valued images (0 when either is constant; terms
     below machine epsilon dropped; result clipped at 0 as sklearn does).
@@ -164,34 +278,38 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def entropy_bits(planes: np.ndarray) -> np.ndarray:
-    """Shannon entropy (bits) of the 256-bin histogram of integer-valued 0–255 planes."""
-    m = len(planes)
-    v = np.asarray(planes).reshape(m, -1).astype(np.int64)
-    counts = np.bincount(((np.arange(m, dtype=np.int64)[:, None] << 8) + v).ravel(), minlength=m << 8)
-    p = counts.reshape(m, 256) / v.shape[1]
-    return -(p * np.log2(p + (p == 0))).sum(axis=1)
-
-
 # --------------------------------------------------------------------------------------------- Qabf
 
 QABF_GAMMA_G, QABF_KAPPA_G, QABF_SIGMA_G = 0.9994, -15.0, 0.5
 QABF_GAMMA_A, QABF_KAPPA_A, QABF_SIGMA_A = 0.9879, -22.0, 0.8
 
 
+def sobel3(x: np.ndarray, border: str = "zero") -> tuple[np.ndarray, np.ndarray]:
+    """Correlation of ``M×H×W`` ``x`` with [-1 0 1; -2 0 2; -1 0 1] (``gx``) and its transpose (``gy``).
+
+    ``border`` is ``"zero"`` (MATLAB ``conv2``/``filter2`` 'same': Qabf everywhere, VIFB Qcv) or ``"replicate"``
+    (``imfilter`` 'replicate': VIFB EI). Convolution instead of correlation negates both outputs, which leaves
+    magnitude and atan(gy/gx) unchanged. Exact for integer-valued input.
+    """
+    mode = {"zero": "constant", "replicate": "edge"}[border]
+    p = np.pad(_planes(x), ((0, 0), (1, 1), (1, 1)), mode=mode)
+    dx = p[:, :, 2:] - p[:, :, :-2]  # M×(H+2)×W
+    gx = dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]
+    dy = p[:, 2:, :] - p[:, :-2, :]  # M×H×(W+2)
+    gy = dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]
+    return gx, gy
+
+
 def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength g = √(sx²+sy²) and orientation α = atan(sy/sx) (π/2 where sx = 0) per plane.
+    """Qabf's edge strength g = √(sx²+sy²) and orientation α = atan(sy/sx) (π/2 where sx = 0) per plane
+    (VIFB, Tang, m3svd, CDDFuse, VF-Bench: all integer-valued input, where this is exact).
 
     sx, sy: ``conv2(x, [-1 0 1; -2 0 2; -1 0 1], 'same')`` and ``conv2(x, [1 2 1; 0 0 0; -1 -2 -1], 'same')``,
-    zero padding (true convolution; correlation flips both signs and gives the same g and α).
+    zero padding. True convolution negates h3 but not the row flip of h1 relative to :func:`sobel3`, so sx = −gx
+    and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
     """
-    p = np.pad(_planes(planes), ((0, 0), (1, 1), (1, 1)))
-    left = p[:, :-2, :-2] + 2 * p[:, 1:-1, :-2] + p[:, 2:, :-2]
-    right = p[:, :-2, 2:] + 2 * p[:, 1:-1, 2:] + p[:, 2:, 2:]
-    top = p[:, :-2, :-2] + 2 * p[:, :-2, 1:-1] + p[:, :-2, 2:]
-    bottom = p[:, 2:, :-2] + 2 * p[:, 2:, 1:-1] + p[:, 2:, 2:]
-    sx = left - right
-    sy = bottom - top
+    gx, sy = sobel3(planes, "zero")
+    sx = -gx
     g = np.sqrt(sx * sx + sy * sy)
     nz = sx != 0
     angle = np.full(sx.shape, math.pi / 2)
@@ -199,10 +317,10 @@ def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return g, angle
 
 
-def qabf_edge_preservation(g_src, a_src, g_fused, a_fused) -> np.ndarray:
-    """Per-pixel Q^{XF} = Q_g·Q_α with the lineage's relative strength: g_F/g_X, g_X/g_F, or **g_F** where
-    g_X = g_F (the original code's bug; 1 would be correct)."""
-    rel = np.array(g_fused, dtype=np.float64, copy=True)  # the g_X == g_F branch
+def qabf_edge_preservation(g_src, a_src, g_fused, a_fused, equal_is_one: bool = False) -> np.ndarray:
+    """Per-pixel Q^{XF} = Q_g·Q_α with the relative strength g_F/g_X or g_X/g_F, and where g_X = g_F:
+    **g_F** (the lineage's bug: VIFB, Tang, CDDFuse, VF-Bench) or 1 with ``equal_is_one=True`` (m3svd's fix)."""
+    rel = np.full(g_fused.shape, 1.0) if equal_is_one else np.array(g_fused, dtype=np.float64, copy=True)
     above = g_src > g_fused
     below = g_src < g_fused
     rel[above] = g_fused[above] / g_src[above]
@@ -213,13 +331,14 @@ def qabf_edge_preservation(g_src, a_src, g_fused, a_fused) -> np.ndarray:
     return q_g * q_a
 
 
-def qabf_combine(sobel_a, sobel_b, sobel_f) -> np.ndarray:
+def qabf_combine(sobel_a, sobel_b, sobel_f, equal_is_one: bool = False) -> np.ndarray:
     """Qabf = Σ(Q^{AF} g_A + Q^{BF} g_B) / Σ(g_A + g_B) per plane (weights w = g, L = 1).
 
-    Each argument is a ``(g, α)`` pair from :func:`sobel_strength_angle`. NaN when both sources are flat.
+    Each argument is a ``(g, α)`` pair from :func:`sobel_strength_angle`; ``equal_is_one`` as in
+    :func:`qabf_edge_preservation`. NaN when both sources are flat.
     """
     (ga, aa), (gb, ab), (gf, af) = sobel_a, sobel_b, sobel_f
-    q_af = qabf_edge_preservation(ga, aa, gf, af)
-    q_bf = qabf_edge_preservation(gb, ab, gf, af)
+    q_af = qabf_edge_preservation(ga, aa, gf, af, equal_is_one)
+    q_bf = qabf_edge_preservation(gb, ab, gf, af, equal_is_one)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (q_af * ga + q_bf * gb).sum(axis=(1, 2)) / (ga + gb).sum(axis=(1, 2))

@@ -20,8 +20,10 @@ from m3svd.metrics.base import Metric, Sources
 from m3svd.metrics.pixel import (
     entropy_bits,
     mutual_information,
+    pearson,
     qabf_combine,
     sobel_strength_angle,
+    spatial_frequency,
     vifp_reference,
     vifp_terms,
 )
@@ -50,18 +52,6 @@ def _mean(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1).mean(axis=1)
 
 
-def _sum(x: np.ndarray) -> np.ndarray:
-    return x.reshape(len(x), -1).sum(axis=1)
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²) per plane (NaN when either is constant)."""
-    dx = x - _mean(x)[:, None, None]
-    dy = y - _mean(y)[:, None, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _sum(dx * dy) / np.sqrt(_sum(dx * dx) * _sum(dy * dy))
-
-
 # --------------------------------------------------------------------------------------------- fused only
 
 
@@ -75,7 +65,7 @@ def sd(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 def sf(src: Sources, fused: np.ndarray) -> np.ndarray:
     f = read_grey(fused)
-    return np.sqrt(_mean((f[:, :, 1:] - f[:, :, :-1]) ** 2) + _mean((f[:, 1:, :] - f[:, :-1, :]) ** 2))
+    return spatial_frequency(f)
 
 
 def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
@@ -112,13 +102,13 @@ def psnr(src: Sources, fused: np.ndarray) -> np.ndarray:
 def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _grey_sources(src)
     f = read_grey(fused)
-    return (_pearson(ir, f) + _pearson(vi, f)) / 2
+    return (pearson(ir, f) + pearson(vi, f)) / 2
 
 
 def scd(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _grey_sources(src)
     f = read_grey(fused)
-    return _pearson(ir, f - vi) + _pearson(vi, f - ir)
+    return pearson(ir, f - vi) + pearson(vi, f - ir)
 
 
 def vif(src: Sources, fused: np.ndarray) -> np.ndarray:

@@ -35,10 +35,10 @@ MS_SSIM       mef_ms_ssim    MEF-MS-SSIM (Ma, Zeng, Wang 2015) of F against the 
 
 Not implemented: FMI_pixel / FMI_dct / FMI_w (not in the golden file; FMI_pixel needs MATLAB ``edge()``).
 
-The helpers here (``matlab_rgb2gray``, ``gaussian_1d``, ``filter_valid``/``filter_same``, ``box_sum_valid``,
-``entropy_bits``, ``joint_entropy_bits``, ``corr2``, ``matlab_gradient_ag``, ``vifp_reference``/``vifp_distorted``/
-``vifp``, ``qabf_maps``/``qabf_score``, ``nabf_maps``/``nabf_score``, ``ssim_moments``/``ssim_mean``,
-``mef_ms_ssim_reference``/``mef_ms_ssim``) are plain 2-D float64/uint8 functions that other conventions can share.
+Shared building blocks (Gaussian filtering, SSIM, VIFp, histograms/MI, Sobel/Qabf, corr2, SF) come from
+:mod:`m3svd.metrics.pixel`; the Tang-only helpers here (``matlab_rgb2gray``, ``box_sum_valid``,
+``matlab_gradient_ag``, ``nabf_maps``/``nabf_score``, ``mef_ms_ssim_reference``/``mef_ms_ssim``) are reused by
+the ``m3svd`` convention.
 """
 
 from __future__ import annotations
@@ -51,6 +51,21 @@ import numpy as np
 
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, MetricError, Sources
+from m3svd.metrics.pixel import (
+    correlate_valid,
+    entropy_bits,
+    entropy_mi,
+    gaussian_window,
+    pearson,
+    qabf_combine,
+    sobel_strength_angle,
+    spatial_frequency,
+    ssim_map,
+    ssim_moments,
+    vifp_distorted,
+    vifp_reference,
+    vifp_terms,
+)
 
 CONVENTION = "tang"
 # MATLAB rgb2gray, full precision (the inverse of the NTSC YIQ matrix's first row).
@@ -100,58 +115,7 @@ def f64(x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# histograms
-def _entropy_of_counts(counts: np.ndarray, total: int) -> float:
-    p = counts[counts > 0] / total
-    return float(-np.sum(p * np.log2(p)))
-
-
-def entropy_bits(image: np.ndarray) -> float:
-    """MATLAB ``entropy`` of a ``uint8`` image: 256-bin histogram, log2."""
-    return _entropy_of_counts(np.bincount(image.ravel(), minlength=256), image.size)
-
-
-def joint_entropy_bits(a: np.ndarray, b: np.ndarray, saturate: bool = False) -> float:
-    """Joint entropy (bits) of two ``uint8`` images on a 256×256 histogram.
-
-    ``saturate=True`` reproduces Tang's ``Hab.m``: it indexes with ``uint8 + 1``, which saturates at 255, so
-    levels 254 and 255 share one bin on both axes.
-    """
-    a = a.ravel().astype(np.int64)
-    b = b.ravel().astype(np.int64)
-    if saturate:
-        a = np.minimum(a, 254)
-        b = np.minimum(b, 254)
-    return _entropy_of_counts(np.bincount(a * 256 + b, minlength=65536), a.size)
-
-
-def mi_bits(source: np.ndarray, fused: np.ndarray, saturate: bool = False, h_source: float | None = None) -> float:
-    """H(S) + H(F) − H(S,F) in bits (marginals from MATLAB ``entropy``, joint as :func:`joint_entropy_bits`)."""
-    hs = entropy_bits(source) if h_source is None else h_source
-    return hs + entropy_bits(fused) - joint_entropy_bits(fused, source, saturate)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# filtering (separable; 'valid' = any padding then crop)
-def gaussian_1d(n: int, sigma: float) -> np.ndarray:
-    """1-D factor of MATLAB ``fspecial('gaussian', n, sigma)`` (its outer product is the 2-D kernel)."""
-    x = np.arange(n, dtype=np.float64) - (n - 1) / 2
-    g = np.exp(-(x * x) / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def filter_same(x: np.ndarray, k: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Separable correlation of a 2-D float64 image with ``outer(k, k)``, output the size of ``x``."""
-    return cv2.sepFilter2D(np.ascontiguousarray(x), cv2.CV_64F, k, k, borderType=border)
-
-
-def filter_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """MATLAB ``filter2(outer(k, k), x, 'valid')`` for a symmetric odd ``k``."""
-    r = len(k) // 2
-    out = filter_same(x, k, cv2.BORDER_CONSTANT)
-    return out[r : out.shape[0] - r, r : out.shape[1] - r]
-
-
+# box sums (Gaussian filtering, histograms and entropies come from m3svd.metrics.pixel)
 def box_sum_valid(x: np.ndarray, w: int) -> np.ndarray:
     """Sums over every w×w window ('valid'), by an integral image: exact for integer or dyadic data."""
     c = np.zeros((x.shape[0] + 1, x.shape[1] + 1))
@@ -161,21 +125,6 @@ def box_sum_valid(x: np.ndarray, w: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------------
 # simple statistics (batched over N)
-def corr2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MATLAB ``corr2`` per frame of two N×H×W float64 batches (NaN where either is constant)."""
-    a = a - a.mean(axis=(1, 2), keepdims=True)
-    b = b - b.mean(axis=(1, 2), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=(1, 2)) / np.sqrt((a * a).sum(axis=(1, 2)) * (b * b).sum(axis=(1, 2)))
-
-
-def spatial_frequency(f: np.ndarray) -> np.ndarray:
-    """√(mean of squared row differences + mean of squared column differences), per frame."""
-    rf = np.diff(f, axis=1)
-    cf = np.diff(f, axis=2)
-    return np.sqrt((rf * rf).mean(axis=(1, 2)) + (cf * cf).mean(axis=(1, 2)))
-
-
 def matlab_gradient_ag(f: np.ndarray) -> np.ndarray:
     """Σ over all pixels of √((gx²+gy²)/2), MATLAB ``gradient`` (central inside, one-sided at borders)."""
     gy, gx = np.gradient(f, axis=(1, 2))
@@ -189,77 +138,7 @@ def mse01(source: np.ndarray, fused: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# VIFp (Sheikh–Bovik, LIVE vifp_mscale.m)
-VIF_SIGMA_NSQ = 2.0
-_VIF_EPS = 1e-10
-
-
-def _vif_kernels():
-    return [gaussian_1d(n, n / 5) for n in (2 ** (5 - s) + 1 for s in (1, 2, 3, 4))]
-
-
-def vifp_reference(ref: np.ndarray) -> tuple[list, float]:
-    """Source-only part of VIFp for one 2-D float64 reference: per scale (image, μ₁, σ₁² clipped) and den."""
-    scales, den = [], 0.0
-    for s, k in enumerate(_vif_kernels()):
-        if s:
-            ref = filter_valid(ref, k)[::2, ::2]
-        mu1 = filter_valid(ref, k)
-        s1 = filter_valid(ref * ref, k) - mu1 * mu1
-        s1[s1 < 0] = 0
-        s1z = np.where(s1 < _VIF_EPS, 0.0, s1)
-        den += float(np.sum(np.log10(1 + s1z / VIF_SIGMA_NSQ)))
-        scales.append((ref, mu1, s1))
-    return scales, den
-
-
-def vifp_distorted(dist: np.ndarray) -> list:
-    """Distorted-image side of VIFp, shareable by several references: per scale (image, μ₂, σ₂² clipped)."""
-    scales = []
-    for s, k in enumerate(_vif_kernels()):
-        if s:
-            dist = filter_valid(dist, k)[::2, ::2]
-        mu2 = filter_valid(dist, k)
-        s2 = filter_valid(dist * dist, k) - mu2 * mu2
-        s2[s2 < 0] = 0
-        scales.append((dist, mu2, s2))
-    return scales
-
-
-def vifp(reference: tuple[list, float], dist) -> float:
-    """VIFp(reference → dist) in LIVE's pixel-domain form, σn² = 2 on 0–255 data; NaN if den = 0.
-
-    ``dist``: a 2-D float64 image or its :func:`vifp_distorted` pyramid.
-    """
-    scales, den = reference
-    pyramid = vifp_distorted(dist) if isinstance(dist, np.ndarray) else dist
-    num = 0.0
-    for k, (ref, mu1, s1), (d, mu2, s2) in zip(_vif_kernels(), scales, pyramid, strict=True):
-        s12 = filter_valid(ref * d, k) - mu1 * mu2
-        g = s12 / (s1 + _VIF_EPS)
-        sv = s2 - g * s12
-        flat1 = s1 < _VIF_EPS
-        g[flat1] = 0
-        sv[flat1] = s2[flat1]
-        s1z = np.where(flat1, 0.0, s1)
-        flat2 = s2 < _VIF_EPS
-        g[flat2] = 0
-        sv[flat2] = 0
-        neg = g < 0
-        sv[neg] = s2[neg]
-        g[neg] = 0
-        sv[sv <= _VIF_EPS] = _VIF_EPS
-        num += float(np.sum(np.log10(1 + g * g * s1z / (sv + VIF_SIGMA_NSQ))))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.float64(num) / np.float64(den))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Qabf (Xydeas–Petrović; analysis_Qabf.m)
-_QG, _KG, _DG = 0.9994, -15.0, 0.5
-_QA, _KA, _DA = 0.9879, -22.0, 0.8
-
-
+# 3×3 filtering (Qabf, Xydeas–Petrović analysis_Qabf.m, comes from m3svd.metrics.pixel)
 def _correlate3(x: np.ndarray, k: np.ndarray, pad_mode: str) -> np.ndarray:
     """3×3 correlation by shifted sums on a padded copy (exact for integer or dyadic data)."""
     p = np.pad(x, 1, mode=pad_mode)
@@ -270,35 +149,6 @@ def _correlate3(x: np.ndarray, k: np.ndarray, pad_mode: str) -> np.ndarray:
             if k[i, j]:
                 out += k[i, j] * p[i : i + h, j : j + w]
     return out
-
-
-_SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-_SOBEL_Y = np.array([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
-
-
-def qabf_maps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength g and orientation α = atan(s_y/s_x) (π/2 where s_x = 0), zero-padded Sobel."""
-    sx = _correlate3(x, _SOBEL_X, "constant")
-    sy = _correlate3(x, _SOBEL_Y, "constant")
-    g = np.sqrt(sx * sx + sy * sy)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(sx == 0, np.pi / 2, np.arctan(sy / np.where(sx == 0, 1.0, sx)))
-    return g, a
-
-
-def _qabf_edge(gs, as_, gf, af, equal_is_one: bool) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        G = np.where(gs > gf, gf / gs, np.where(gs < gf, gs / gf, 1.0 if equal_is_one else gf))
-    A = 1 - np.abs(as_ - af) / (np.pi / 2)
-    return _QG / (1 + np.exp(_KG * (G - _DG))) * (_QA / (1 + np.exp(_KA * (A - _DA))))
-
-
-def qabf_score(a_maps, b_maps, f_maps, equal_is_one: bool = False) -> float:
-    """Σ(Q^AF·g_A + Q^BF·g_B)/Σ(g_A + g_B); ``equal_is_one=False`` keeps the lineage's G = g_F at g_A = g_F."""
-    (ga, aa), (gb, ab), (gf, af) = a_maps, b_maps, f_maps
-    num = np.sum(_qabf_edge(ga, aa, gf, af, equal_is_one) * ga + _qabf_edge(gb, ab, gf, af, equal_is_one) * gb)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.float64(num) / np.float64(np.sum(ga + gb)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -341,20 +191,7 @@ def nabf_score(fused_maps, a_maps, b_maps) -> float:
 
 # ---------------------------------------------------------------------------------------------------------
 # SSIM (MATLAB ``ssim`` defaults: Gaussian σ 1.5 on 11×11, replicate padding, same-size map)
-SSIM_KERNEL = gaussian_1d(11, 1.5)
-
-
-def ssim_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mu = filter_same(x, SSIM_KERNEL)
-    return mu, filter_same(x * x, SSIM_KERNEL) - mu * mu
-
-
-def ssim_mean(x_moments, x: np.ndarray, y: np.ndarray, y_moments, c1: float, c2: float) -> float:
-    """Mean of the SSIM map ((2μxμy+C1)(2σxy+C2))/((μx²+μy²+C1)(σx²+σy²+C2)) from precomputed moments."""
-    (mx, vx), (my, vy) = x_moments, y_moments
-    cxy = filter_same(x * y, SSIM_KERNEL) - mx * my
-    m = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(m.mean())
+SSIM_KERNEL = gaussian_window(11, 1.5)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -372,7 +209,7 @@ def _mef_downsample(x: np.ndarray) -> np.ndarray:
 
 
 def _gauss_valid(x: np.ndarray) -> np.ndarray:
-    return filter_valid(x, SSIM_KERNEL)
+    return correlate_valid(x, SSIM_KERNEL)
 
 
 def _mef_scale_reference(x1: np.ndarray, x2: np.ndarray) -> dict:
@@ -441,23 +278,18 @@ def _fused(reader: Reader, fused: np.ndarray) -> np.ndarray:
     return reader.grey(fused)
 
 
-def _source_pairs(reader: Reader, sources: Sources, name: str, fn, as_float: bool = True) -> list:
-    """``[(fn(IR_i), fn(VI_i))]`` over the batch, memoised per convention (float64 0–255 or uint8 grey)."""
+def _source_pairs(reader: Reader, sources: Sources, name: str, fn) -> list:
+    """``[(fn(IR_i), fn(VI_i))]`` over the batch, memoised per convention (float64 0–255)."""
 
     def compute():
-        conv = f64 if as_float else (lambda x: x)
-        return [(fn(conv(a)), fn(conv(b))) for a, b in zip(*reader.sources(sources), strict=True)]
+        return [(fn(f64(a)), fn(f64(b))) for a, b in zip(*reader.sources(sources), strict=True)]
 
     return reader.memo(sources, name, compute)
 
 
-def _per_frame(fn, *batches) -> np.ndarray:
-    return np.array([fn(*items) for items in zip(*batches, strict=True)], dtype=np.float64)
-
-
 def compute_en(reader: Reader):
     def compute(sources: Sources, fused: np.ndarray) -> np.ndarray:
-        return _per_frame(entropy_bits, _fused(reader, fused))
+        return entropy_bits(_fused(reader, fused))
 
     return compute
 
@@ -490,10 +322,11 @@ def compute_ag(reader: Reader, per_pixel: bool):
 def compute_mi(reader: Reader, saturate: bool):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        h = _source_pairs(reader, sources, "entropy", entropy_bits, as_float=False)
+        h_ir, h_vi = reader.memo(sources, "entropy", lambda: (entropy_bits(ir), entropy_bits(vi)))
         f = _fused(reader, fused)
-        return np.array([mi_bits(a, x, saturate, ha) + mi_bits(b, x, saturate, hb)
-                         for a, b, x, (ha, hb) in zip(ir, vi, f, h, strict=True)])
+        h_f = entropy_bits(f)
+        return (entropy_mi(f, ir, np.log2, saturate, h_f, h_ir)
+                + entropy_mi(f, vi, np.log2, saturate, h_f, h_vi))  # H(S) + H(F) − H(F, S), bits
 
     return compute
 
@@ -522,7 +355,7 @@ def compute_cc(reader: Reader):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
         f = f64(_fused(reader, fused))
-        return (corr2(f64(ir), f) + corr2(f64(vi), f)) / 2
+        return (pearson(f64(ir), f) + pearson(f64(vi), f)) / 2
 
     return compute
 
@@ -531,26 +364,32 @@ def compute_scd(reader: Reader):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
         a, b, f = f64(ir), f64(vi), f64(_fused(reader, fused))
-        return corr2(f - b, a) + corr2(f - a, b)
+        return pearson(f - b, a) + pearson(f - a, b)
 
     return compute
 
 
 def compute_vif(reader: Reader):
     def compute(sources, fused):
-        refs = _source_pairs(reader, sources, "vif_reference", vifp_reference)
-        f = f64(_fused(reader, fused))
-        pyramids = [vifp_distorted(x) for x in f]
-        return np.array([vifp(ra, p) + vifp(rb, p) for (ra, rb), p in zip(refs, pyramids, strict=True)])
+        ir, vi = reader.sources(sources)
+        refs = reader.memo(sources, "vif_reference", lambda: (vifp_reference(f64(ir)), vifp_reference(f64(vi))))
+        pyramid = vifp_distorted(f64(_fused(reader, fused)))
+        total = 0.0
+        for ref in refs:
+            num, den = vifp_terms(ref, pyramid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                total = total + num / den  # NaN if den = 0 (a flat source)
+        return total
 
     return compute
 
 
 def compute_qabf(reader: Reader, equal_is_one: bool):
     def compute(sources, fused):
-        maps = _source_pairs(reader, sources, "qabf_maps", qabf_maps)
-        f = f64(_fused(reader, fused))
-        return np.array([qabf_score(ma, mb, qabf_maps(x), equal_is_one) for (ma, mb), x in zip(maps, f, strict=True)])
+        ir, vi = reader.sources(sources)
+        m_ir, m_vi = reader.memo(sources, "qabf_maps",
+                                 lambda: (sobel_strength_angle(f64(ir)), sobel_strength_angle(f64(vi))))
+        return qabf_combine(m_ir, m_vi, sobel_strength_angle(f64(_fused(reader, fused))), equal_is_one)
 
     return compute
 
@@ -572,15 +411,16 @@ def compute_nabf(reader: Reader, tang_order: bool):
 
 def compute_ssim(reader: Reader, dynamic_range: float):
     c1, c2 = (0.01 * dynamic_range) ** 2, (0.03 * dynamic_range) ** 2
+    k, border = SSIM_KERNEL, cv2.BORDER_REPLICATE
 
     def compute(sources, fused):
-        ir, vi = reader.sources(sources)
-        mom = _source_pairs(reader, sources, "ssim_moments", ssim_moments)
-        out = []
-        for a, b, (ma, mb), x in zip(ir, vi, mom, f64(_fused(reader, fused)), strict=True):
-            mf = ssim_moments(x)
-            out.append(0.5 * ssim_mean(mf, x, f64(a), ma, c1, c2) + 0.5 * ssim_mean(mf, x, f64(b), mb, c1, c2))
-        return np.array(out)
+        ir, vi = (f64(s) for s in reader.sources(sources))
+        ma, mb = reader.memo(sources, "ssim_moments",
+                             lambda: (ssim_moments(ir, k, border=border), ssim_moments(vi, k, border=border)))
+        x = f64(_fused(reader, fused))
+        mf = ssim_moments(x, k, border=border)
+        return (0.5 * ssim_map(x, ir, mf, ma, k, c1, c2, border=border).mean(axis=(1, 2))
+                + 0.5 * ssim_map(x, vi, mf, mb, k, c1, c2, border=border).mean(axis=(1, 2)))
 
     return compute
 

@@ -19,11 +19,12 @@ import numpy as np
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, Sources
 from m3svd.metrics.pixel import (
-    correlate_same,
     gaussian_window,
     mutual_information,
     qabf_combine,
     sobel_strength_angle,
+    ssim_map,
+    ssim_moments,
     vifp_reference,
     vifp_terms,
 )
@@ -75,22 +76,14 @@ SSIM_C1 = (0.01 * 255) ** 2
 SSIM_C2 = (0.03 * 255) ** 2
 
 
-def _moments(x: np.ndarray):
-    mu = correlate_same(x, SSIM_TAPS)
-    return mu, correlate_same(x * x, SSIM_TAPS) - mu * mu
-
-
 def ssim(src: Sources, fused: np.ndarray) -> np.ndarray:
     """mean_c [(SSIM(F_c,IR_c) + SSIM(F_c,VI_c))/2], Gaussian 11/1.5, reflect-101 padding, full-size map."""
     f = read_channels(fused)
-    mu_f, var_f = _moments(f)
+    mom_f = ssim_moments(f, SSIM_TAPS)
     total = np.zeros(len(f))
     for name, s in zip(("ir", "vi"), _source_planes(src), strict=True):
-        mu_s, var_s = src.memo((CONVENTION, "gauss11", name), lambda s=s: _moments(s))
-        cov = correlate_same(s * f, SSIM_TAPS) - mu_s * mu_f
-        smap = ((2 * mu_s * mu_f + SSIM_C1) * (2 * cov + SSIM_C2)) / (
-            (mu_s**2 + mu_f**2 + SSIM_C1) * (var_s + var_f + SSIM_C2))
-        total += smap.mean(axis=(1, 2))
+        mom_s = src.memo((CONVENTION, "gauss11", name), lambda s=s: ssim_moments(s, SSIM_TAPS))
+        total += ssim_map(s, f, mom_s, mom_f, SSIM_TAPS, SSIM_C1, SSIM_C2).mean(axis=(1, 2))
     return _per_frame(total / 2, len(fused)).mean(axis=1)
 
 

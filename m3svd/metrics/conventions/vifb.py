@@ -12,10 +12,8 @@ Conventions of the lineage (``specs/metrics.md`` §1–§3, golden README §1):
 Everything is vectorised over the batch ``N``; source-only quantities (histograms, Sobel maps, SSIM moments,
 contrast maps, spectra) are kept in :meth:`Sources.memo` under keys ``("vifb", quantity, "vi"|"ir", plane)``.
 
-Helpers that other conventions may share: :func:`sobel3`, :func:`round_half_away`, :func:`hist256`,
-:func:`entropy_of_counts`, :func:`joint_mi`, :func:`fspecial_gaussian_1d`, :func:`filter_valid`,
-:func:`ssim_map`, :func:`qabf_gradients`, :func:`qabf_pair`, :func:`normalize1`, :func:`freqspace_radius`,
-:func:`block_sum`.
+Shared building blocks (filtering, SSIM, histograms/MI, Sobel/Qabf) come from :mod:`m3svd.metrics.pixel`;
+VIFB-only helpers here: :func:`round_half_away`, :func:`normalize1`, :func:`freqspace_radius`, :func:`block_sum`.
 """
 
 from __future__ import annotations
@@ -31,6 +29,19 @@ from scipy import fft as sfft
 from m3svd.data.frames import to_grey
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, MetricError, Sources
+from m3svd.metrics.pixel import (
+    correlate_same,
+    entropy_bits,
+    entropy_mi,
+    entropy_of_counts,
+    gaussian_window,
+    hist256,
+    qabf_combine,
+    sobel3,
+    sobel_strength_angle,
+    ssim_map,
+    ssim_moments,
+)
 
 CONVENTION = "vifb"
 INF = math.inf
@@ -46,151 +57,6 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     r = np.floor(a)
     r += (a - r) >= 0.5  # a - floor(a) is exact, so the tie test is too
     return np.copysign(r, x, out=r)
-
-
-def sobel3(x: np.ndarray, border: str) -> tuple[np.ndarray, np.ndarray]:
-    """Correlation of N×H×W ``x`` with [-1 0 1; -2 0 2; -1 0 1] (``gx``) and its transpose (``gy``).
-
-    ``border`` is ``"zero"`` (MATLAB ``conv2``/``filter2`` 'same') or ``"replicate"`` (``imfilter`` 'replicate').
-    Convolution instead of correlation negates both outputs, which leaves magnitude and atan(gy/gx) unchanged.
-    Exact for integer-valued input.
-    """
-    mode = {"zero": "constant", "replicate": "edge"}[border]
-    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode=mode)
-    left, right = p[:, :, :-2], p[:, :, 2:]
-    dx = right - left  # N×(H+2)×W
-    gx = dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]
-    up, down = p[:, :-2, :], p[:, 2:, :]
-    dy = down - up  # N×H×(W+2)
-    gy = dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]
-    return gx, gy
-
-
-def hist256(x: np.ndarray) -> np.ndarray:
-    """Counts of integer levels 0..255 per frame: N×H×W integer-valued -> N×256."""
-    n = len(x)
-    idx = x.reshape(n, -1).astype(np.int64) + 256 * np.arange(n)[:, None]
-    return np.bincount(idx.ravel(), minlength=256 * n).reshape(n, 256)
-
-
-def entropy_of_counts(counts: np.ndarray, log=np.log) -> np.ndarray:
-    """-Σ p log p over the non-zero bins of each row of ``counts`` (N×K); ``log`` picks the unit."""
-    counts = counts.reshape(len(counts), -1).astype(np.float64)
-    p = counts / counts.sum(axis=1, keepdims=True)
-    logp = log(p, out=np.zeros_like(p), where=p > 0)
-    return -(p * logp).sum(axis=1)
-
-
-def joint_mi(a: np.ndarray, b: np.ndarray, levels: int = 256, ha: np.ndarray | None = None) -> np.ndarray:
-    """Mutual information (nats) of integer label images ``a``, ``b`` (N×H×W, values 0..levels-1).
-
-    H(a) + H(b) - H(a, b) from a levels×levels joint histogram; pass ``ha`` (N,) to reuse H(a).
-    """
-    n = len(a)
-    idx = (a.reshape(n, -1).astype(np.int64) * levels + b.reshape(n, -1)
-           + levels * levels * np.arange(n)[:, None])
-    joint = np.bincount(idx.ravel(), minlength=levels * levels * n).reshape(n, levels, levels)
-    if ha is None:
-        ha = entropy_of_counts(joint.sum(axis=2))
-    hb = entropy_of_counts(joint.sum(axis=1))
-    return ha + hb - entropy_of_counts(joint)
-
-
-def fspecial_gaussian_1d(size: int, sigma: float) -> np.ndarray:
-    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)`` (outer(g, g) is the normalised 2-D kernel).
-
-    fspecial zeroes taps below eps·max; that never removes a tap that survives in 1-D for the sizes used here,
-    and the check is kept for the 2-D product (raises if it would).
-    """
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x * x) / (2 * sigma * sigma))
-    if g.min() ** 2 < np.finfo(float).eps * g.max() ** 2:
-        raise ValueError(f"fspecial('gaussian', {size}, {sigma}) would zero corner taps; use the 2-D kernel")
-    return g / g.sum()
-
-
-def filter_sep(x: np.ndarray, kernel: np.ndarray, border: int) -> np.ndarray:
-    """Separable correlation of each N×H×W frame with outer(kernel, kernel), same-size output (OpenCV, float64)."""
-    k = np.ascontiguousarray(kernel, dtype=np.float64)
-    out = np.empty(x.shape, dtype=np.float64)
-    for i in range(len(x)):
-        out[i] = cv2.sepFilter2D(np.ascontiguousarray(x[i], dtype=np.float64), cv2.CV_64F, k, k,
-                                 borderType=border)
-    return out
-
-
-def filter_valid(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """MATLAB ``filter2(outer(kernel, kernel), x, 'valid')`` per frame (a 'same' filter cropped by the radius)."""
-    r = len(kernel) // 2
-    return filter_sep(x, kernel, cv2.BORDER_REFLECT)[:, r:x.shape[1] - r, r:x.shape[2] - r]
-
-
-def ssim_moments(x: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Windowed mean and mean of squares ('valid'), the source-only part of SSIM."""
-    return filter_valid(x, kernel), filter_valid(x * x, kernel)
-
-
-def ssim_map(mu_a, aa, mu_b, bb, ab, c1: float, c2: float) -> np.ndarray:
-    """Wang et al.'s SSIM map from windowed moments (E[a], E[a²], E[b], E[b²], E[ab])."""
-    mu_ab = mu_a * mu_b
-    mu_a2 = mu_a * mu_a
-    mu_b2 = mu_b * mu_b
-    num = ab - mu_ab  # σ_ab
-    num *= 2
-    num += c2
-    t = 2 * mu_ab
-    t += c1
-    num *= t  # (2μ_aμ_b + C1)(2σ_ab + C2)
-    var = aa - mu_a2
-    var += bb
-    var -= mu_b2
-    var += c2
-    mu_a2 += mu_b2
-    mu_a2 += c1
-    var *= mu_a2  # (μ_a² + μ_b² + C1)(σ_a² + σ_b² + C2)
-    num /= var
-    return num
-
-
-def qabf_gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Xydeas–Petrović edge strength g and orientation α: zero-padded Sobel, α = atan(sy/sx), π/2 where sx = 0.
-
-    sx, sy are MATLAB ``conv2(x, h3, 'same')`` and ``conv2(x, h1, 'same')`` with h3 = [-1 0 1; -2 0 2; -1 0 1],
-    h1 = [1 2 1; 0 0 0; -1 -2 -1]. True convolution negates h3 but not the row-flip of h1 relative to
-    :func:`sobel3`, so sx = -gx and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
-    """
-    gx, gy = sobel3(x, "zero")
-    sx, sy = -gx, gy
-    g = np.sqrt(sx * sx + sy * sy)
-    zero = sx == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(zero, np.pi / 2, np.arctan(sy / np.where(zero, 1.0, sx)))
-    return g, alpha
-
-
-QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 0.8}
-
-
-def qabf_pair(g_s: np.ndarray, a_s: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
-    """Edge preservation Q^{SF} map, with the lineage's g_S = g_F branch (relative strength := g_F, not 1)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        strength = np.where(g_s > g_f, g_f / g_s, np.where(g_s == g_f, g_f, g_s / g_f))
-    orient = a_s - a_f
-    np.abs(orient, out=orient)
-    orient /= np.pi / 2
-    np.subtract(1, orient, out=orient)
-    c = QABF
-    strength -= c["Dg"]
-    strength *= c["kg"]
-    np.exp(strength, out=strength)
-    strength += 1
-    orient -= c["Da"]
-    orient *= c["ka"]
-    np.exp(orient, out=orient)
-    orient += 1
-    strength *= orient
-    np.divide(c["Tg"] * c["Ta"], strength, out=strength)
-    return strength  # Tg/(1 + e^{kg(G - Dg)}) · Ta/(1 + e^{ka(A - Da)})
 
 
 def normalize1(x: np.ndarray) -> np.ndarray:
@@ -304,7 +170,7 @@ def _need_size(name: str, f: np.ndarray, h: int, w: int) -> None:
 
 def _entropy(sources: Sources, p: Plane) -> np.ndarray:
     """metricsEntropy: floor of the values, 256 bins, log2."""
-    return entropy_of_counts(hist256(np.floor(p.f)), log=np.log2)
+    return entropy_bits(np.floor(p.f))
 
 
 def _sd(sources: Sources, p: Plane) -> np.ndarray:
@@ -384,7 +250,7 @@ def _mi(sources: Sources, p: Plane) -> np.ndarray:
     total = np.zeros(len(p.f))
     for which in ("vi", "ir"):
         ls, hs = p.src(sources, which, "mi_labels", _mi_source)
-        total += joint_mi(ls, lf, ha=hs)
+        total += entropy_mi(ls, lf, ha=hs)
     return total
 
 
@@ -412,7 +278,7 @@ def _psnr(sources: Sources, p: Plane) -> np.ndarray:
         return 20 * np.log10(255 / np.sqrt(r))
 
 
-SSIM_WINDOW = fspecial_gaussian_1d(11, 1.5)
+SSIM_WINDOW = gaussian_window(11, 1.5)
 SSIM_C1 = (0.01 * 255) ** 2
 SSIM_C2 = (0.03 * 255) ** 2
 
@@ -422,28 +288,24 @@ def _ssim(sources: Sources, p: Plane) -> np.ndarray:
     _need_size("ssim", p.f, 11, 11)
     w = SSIM_WINDOW
     f = _f64(p.f)
-    mu_f, ff = ssim_moments(f, w)
+    mom_f = ssim_moments(f, w, valid=True)
     total = np.zeros(len(f))
     for which in ("vi", "ir"):
-        mu_s, ss = p.src(sources, which, "ssim_moments", lambda x: ssim_moments(_f64(x), w))
-        src = p.vi if which == "vi" else p.ir
-        sf = filter_valid(_f64(src) * f, w)
-        total += ssim_map(mu_s, ss, mu_f, ff, sf, SSIM_C1, SSIM_C2).mean(axis=(1, 2))
+        mom_s = p.src(sources, which, "ssim_moments", lambda x: ssim_moments(_f64(x), w, valid=True))
+        src = _f64(p.vi if which == "vi" else p.ir)
+        total += ssim_map(src, f, mom_s, mom_f, w, SSIM_C1, SSIM_C2, valid=True).mean(axis=(1, 2))
     return total
 
 
 def _qabf_source(x: np.ndarray):
-    return qabf_gradients(255 * _f64(x))
+    return sobel_strength_angle(255 * _f64(x))
 
 
 def _qabf(sources: Sources, p: Plane) -> np.ndarray:
     """metricsQabf: zero-padded Sobel, atan orientation, the g_S = g_F branch, inputs ×255 again, L = 1."""
-    g_f, a_f = qabf_gradients(255 * _f64(p.f))
-    g_a, a_a = p.src(sources, "vi", "qabf_gradients", _qabf_source)
-    g_b, a_b = p.src(sources, "ir", "qabf_gradients", _qabf_source)
-    num = (qabf_pair(g_a, a_a, g_f, a_f) * g_a + qabf_pair(g_b, a_b, g_f, a_f) * g_b).sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return num / (g_a + g_b).sum(axis=(1, 2))
+    sob_a = p.src(sources, "vi", "qabf_gradients", _qabf_source)
+    sob_b = p.src(sources, "ir", "qabf_gradients", _qabf_source)
+    return qabf_combine(sob_a, sob_b, _qabf_source(p.f))
 
 
 # Qcb (Chen–Blum): DoG CSF on the freqspace grid scaled by size/30, contrast from unnormalised 31×31 Gaussians.
@@ -473,8 +335,8 @@ def _qcb_contrast(x: np.ndarray) -> np.ndarray:
     h, w = x.shape[1:]
     filtered = _irfft2(_rfft2(normalize1(_f64(x))) * _qcb_csf(h, w), (h, w))
     with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.abs(filter_sep(filtered, QCB_G1, cv2.BORDER_CONSTANT)
-                   / filter_sep(filtered, QCB_G2, cv2.BORDER_CONSTANT) - 1)
+        c = np.abs(correlate_same(filtered, QCB_G1, cv2.BORDER_CONSTANT)
+                   / correlate_same(filtered, QCB_G2, cv2.BORDER_CONSTANT) - 1)
         c2 = c * c  # C^q, q = 2
         c *= c2  # C^p, p = 3
         c2 += QCB_Z
