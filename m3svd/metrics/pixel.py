@@ -175,21 +175,23 @@ def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
     pyramid = vifp_distorted(dist) if isinstance(dist, np.ndarray) else dist
     num = den = 0.0
     for taps, (ref, mu1, s1, den_s), (d, mu2, s2) in zip(_vif_taps(), reference, pyramid, strict=True):
-        s12 = correlate_valid(ref * d, taps) - mu1 * mu2
+        s12 = correlate_valid(ref * d, taps)
+        s12 -= mu1 * mu2
         g = s12 / (s1 + VIF_EPS)
-        sv = s2 - g * s12
-        low1 = s1 < VIF_EPS
-        g[low1] = 0.0
-        sv[low1] = s2[low1]
-        s1u = np.where(low1, 0.0, s1)
-        low2 = s2 < VIF_EPS
-        g[low2] = 0.0
-        sv[low2] = 0.0
-        neg = g < 0
-        sv[neg] = s2[neg]
-        g[neg] = 0.0
-        sv[sv <= VIF_EPS] = VIF_EPS
-        num = num + np.log10(1.0 + g * g * s1u / (sv + sigma_nsq)).sum(axis=(-2, -1))
+        # LIVE's rules, in one pass: g = 0 (so the pixel adds log10(1) = 0) where σ1² < eps, σ2² < eps or g < 0;
+        # elsewhere σv² = σ2² − g σ12 floored at eps (bit-identical to the masked assignments).
+        valid = (s1 >= VIF_EPS) & (s2 >= VIF_EPS) & (g >= 0)
+        sv = g * s12
+        np.subtract(s2, sv, out=sv)
+        np.maximum(sv, VIF_EPS, out=sv)
+        sv += sigma_nsq
+        g *= g
+        g *= s1
+        g /= sv
+        g[~valid] = 0.0
+        g += 1.0
+        np.log10(g, out=g)
+        num = num + g.sum(axis=(-2, -1))
         den = den + den_s
     return num, den
 
@@ -313,7 +315,8 @@ def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     g = np.sqrt(sx * sx + sy * sy)
     nz = sx != 0
     angle = np.full(sx.shape, math.pi / 2)
-    angle[nz] = np.arctan(sy[nz] / sx[nz])
+    np.divide(sy, sx, out=angle, where=nz)
+    np.arctan(angle, out=angle, where=nz)
     return g, angle
 
 
@@ -321,14 +324,22 @@ def qabf_edge_preservation(g_src, a_src, g_fused, a_fused, equal_is_one: bool = 
     """Per-pixel Q^{XF} = Q_g·Q_α with the relative strength g_F/g_X or g_X/g_F, and where g_X = g_F:
     **g_F** (the lineage's bug: VIFB, Tang, CDDFuse, VF-Bench) or 1 with ``equal_is_one=True`` (m3svd's fix)."""
     rel = np.full(g_fused.shape, 1.0) if equal_is_one else np.array(g_fused, dtype=np.float64, copy=True)
-    above = g_src > g_fused
-    below = g_src < g_fused
-    rel[above] = g_fused[above] / g_src[above]
-    rel[below] = g_src[below] / g_fused[below]
-    orient = 1 - np.abs(a_src - a_fused) / (math.pi / 2)
-    q_g = QABF_GAMMA_G / (1 + np.exp(QABF_KAPPA_G * (rel - QABF_SIGMA_G)))
-    q_a = QABF_GAMMA_A / (1 + np.exp(QABF_KAPPA_A * (orient - QABF_SIGMA_A)))
-    return q_g * q_a
+    np.divide(np.minimum(g_src, g_fused), np.maximum(g_src, g_fused), out=rel, where=g_src != g_fused)
+    orient = a_src - a_fused
+    np.abs(orient, out=orient)
+    orient /= math.pi / 2
+    np.subtract(1, orient, out=orient)
+    return _logistic(rel, QABF_GAMMA_G, QABF_KAPPA_G, QABF_SIGMA_G) * _logistic(
+        orient, QABF_GAMMA_A, QABF_KAPPA_A, QABF_SIGMA_A)
+
+
+def _logistic(x: np.ndarray, gamma: float, kappa: float, sigma: float) -> np.ndarray:
+    """gamma / (1 + exp(kappa (x − sigma))), in place on ``x`` (same operations, same rounding)."""
+    x -= sigma
+    x *= kappa
+    np.exp(x, out=x)
+    x += 1
+    return np.divide(gamma, x, out=x)
 
 
 def qabf_combine(sobel_a, sobel_b, sobel_f, equal_is_one: bool = False) -> np.ndarray:

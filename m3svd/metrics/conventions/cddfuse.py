@@ -24,6 +24,7 @@ from m3svd.metrics.pixel import (
     qabf_combine,
     sobel_strength_angle,
     spatial_frequency,
+    vifp_distorted,
     vifp_reference,
     vifp_terms,
 )
@@ -112,8 +113,8 @@ def scd(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 
 def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = read_grey(fused)
-    total = np.zeros(len(f))
+    f = vifp_distorted(read_grey(fused))  # the fused pyramid, shared by both sources
+    total = np.zeros(len(fused))
     for name, plane in zip(("ir", "vi"), _grey_sources(src), strict=True):
         ref = src.memo((CONVENTION, "vifp", name), lambda plane=plane: vifp_reference(plane))
         num, den = vifp_terms(ref, f)
@@ -146,17 +147,32 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
     K1 0.01, K2 0.03, 3-pixel border cropped from the map) with the given ``data_range``."""
     f = read_grey(fused)
     uf, uff = _box_moments(f)
-    vf = SSIM_COV * (uff - uf * uf)
+    uf2 = uf * uf  # = uf**2
+    vf = SSIM_COV * (uff - uf2)
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
     r = (SSIM_WIN - 1) // 2
     total = np.zeros(len(f))
     for name, s in zip(("ir", "vi"), _grey_sources(src), strict=True):
         us, vs = src.memo((CONVENTION, "box7", name), lambda s=s: _box_source(s))
-        usf = uniform_filter(s * f, size=(1, SSIM_WIN, SSIM_WIN))
-        vsf = SSIM_COV * (usf - uf * us)
-        smap = ((2 * uf * us + c1) * (2 * vsf + c2)) / ((uf**2 + us**2 + c1) * (vf + vs + c2))
-        total += smap[:, r:-r, r:-r].mean(axis=(1, 2))
+        us2 = src.memo((CONVENTION, "box7sq", name), lambda us=us: us * us)
+        # the same operations as ((2 uf us + c1)(2 vsf + c2)) / ((uf² + us² + c1)(vf + vs + c2)), in place
+        ufus = uf * us
+        vsf = uniform_filter(s * f, size=(1, SSIM_WIN, SSIM_WIN))
+        vsf -= ufus
+        vsf *= SSIM_COV
+        vsf *= 2
+        vsf += c2
+        ufus *= 2
+        ufus += c1
+        ufus *= vsf
+        den = uf2 + us2
+        den += c1
+        den2 = vf + vs
+        den2 += c2
+        den *= den2
+        ufus /= den
+        total += ufus[:, r:-r, r:-r].mean(axis=(1, 2))
     return total
 
 
