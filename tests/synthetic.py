@@ -18,6 +18,14 @@ def noise(seed, channels: int | None = None, h: int = H, w: int = W) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+def noise_triplets(n: int = 2, seed: int = 0):
+    """``n`` random (IR ``n×H×W``, VIS ``n×H×W×3``, fused ``n×H×W×3``) frames for metric edge-case tests."""
+    ir = np.stack([noise((seed, i, 0)) for i in range(n)])
+    vi = np.stack([noise((seed, i, 1), channels=3) for i in range(n)])
+    fused = np.stack([noise((seed, i, 2), channels=3) for i in range(n)])
+    return ir, vi, fused
+
+
 def smooth(i: int, h: int = H, w: int = W) -> np.ndarray:
     """RGB frame that survives lossy coding: gradients shifted by ``i`` (valid for ``i < 12``)."""
     y, x = np.mgrid[0:h, 0:w]

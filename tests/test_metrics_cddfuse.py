@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from synthetic import noise
+from synthetic import noise_triplets
 
 from m3svd.data.frames import read_image, to_grey
 from m3svd.metrics import MetricError, Sources, get
@@ -98,17 +98,10 @@ def test_registry_and_directions():
 # --------------------------------------------------------------------------------------------- edge cases
 
 
-def _frames(n=2, seed=0):
-    ir = np.stack([noise((seed, i, 0)) for i in range(n)])
-    vi = np.stack([noise((seed, i, 1), channels=3) for i in range(n)])
-    fused = np.stack([noise((seed, i, 2), channels=3) for i in range(n)])
-    return ir, vi, fused
-
-
 def test_grey_conversion_is_the_opencv_float32_reader():
     from m3svd.metrics.conventions.cddfuse import read_grey
 
-    _, vi, _ = _frames()
+    _, vi, _ = noise_triplets()
     f = vi.astype(np.float64)
     approx = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
     grey = read_grey(vi)
@@ -120,7 +113,7 @@ def test_grey_conversion_is_the_opencv_float32_reader():
 
 
 def test_constant_fused_image():
-    ir, vi, _ = _frames()
+    ir, vi, _ = noise_triplets()
     flat = np.full(ir.shape, 128, np.uint8)
     src = Sources(ir, vi)
     with pytest.raises(MetricError, match="undefined"):
@@ -135,7 +128,7 @@ def test_constant_fused_image():
 
 
 def test_flat_sources_vif_maps_nan_to_one():
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     src = Sources(np.full_like(ir, 7), np.full_like(vi, 200))
     assert np.array_equal(get("vif", CONVENTION)(fused, sources=src), [2.0, 2.0])  # 0/0 → 1.0 per source
     assert np.isfinite(get("qabf", CONVENTION)(fused, sources=src)).all()  # zero padding: edges at the border
@@ -145,7 +138,7 @@ def test_flat_sources_vif_maps_nan_to_one():
 
 
 def test_mismatched_sizes_name_both_shapes():
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     small = fused[:, :40, :50]
     with pytest.raises(MetricError, match=r"\(2, 40, 50, 3\).*\(2, 48, 64\)"):
         get("qabf", CONVENTION)(small, ir, vi)
@@ -157,7 +150,7 @@ def test_mismatched_sizes_name_both_shapes():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_grey_and_rgb_fused_agree(name):
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     grey = fused[..., 1]
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     metric = get(name, CONVENTION)
@@ -166,7 +159,7 @@ def test_grey_and_rgb_fused_agree(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_equals_single_calls_and_memo(name):
-    ir, vi, fused = _frames(n=3, seed=1)
+    ir, vi, fused = noise_triplets(n=3, seed=1)
     metric = get(name, CONVENTION)
     src = Sources(ir, vi)
     batch = metric(fused, sources=src)

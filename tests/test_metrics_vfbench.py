@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from synthetic import noise
+from synthetic import noise_triplets
 
 from m3svd.data.frames import read_image, to_grey
 from m3svd.metrics import MetricError, Sources, get
@@ -70,16 +70,9 @@ def test_registry():
 # --------------------------------------------------------------------------------------------- edge cases
 
 
-def _frames(n=2, seed=0):
-    ir = np.stack([noise((seed, i, 0)) for i in range(n)])
-    vi = np.stack([noise((seed, i, 1), channels=3) for i in range(n)])
-    fused = np.stack([noise((seed, i, 2), channels=3) for i in range(n)])
-    return ir, vi, fused
-
-
 def test_channels_are_scored_separately():
     """A metric on an RGB triple = the channel mean of the metric on each channel stacked into grey."""
-    ir, vi, fused = _frames(n=1)
+    ir, vi, fused = noise_triplets(n=1)
     for name in NAMES:
         metric = get(name, CONVENTION)
         per_channel = [metric(fused[..., c], ir, np.repeat(vi[..., c:c + 1], 3, axis=-1))[0] for c in range(3)]
@@ -87,12 +80,12 @@ def test_channels_are_scored_separately():
 
 
 def test_ssim_of_identical_sources_is_one():
-    ir, _, _ = _frames()
+    ir, _, _ = noise_triplets()
     assert np.allclose(get("ssim", CONVENTION)(ir, ir, ir), 1.0, rtol=0, atol=1e-14)
 
 
 def test_constant_fused_and_flat_sources():
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     flat = np.full(ir.shape, 128, np.uint8)
     for name in NAMES:
         assert np.isfinite(get(name, CONVENTION)(flat, ir, vi)).all(), name
@@ -106,7 +99,7 @@ def test_constant_fused_and_flat_sources():
 def test_vif_drops_nan_channels():
     from m3svd.metrics.pixel import vifp_reference, vifp_terms
 
-    ir, vi, fused = _frames(n=1)
+    ir, vi, fused = noise_triplets(n=1)
     vi_one_flat = vi.copy()
     vi_one_flat[..., 0] = 0
     ir_flat = np.zeros_like(ir)  # IR flat on every channel, VI flat on channel 0 only → channel 0 is NaN
@@ -125,14 +118,14 @@ def test_vif_drops_nan_channels():
 
 
 def test_mismatched_sizes_name_both_shapes():
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     with pytest.raises(MetricError, match=r"\(2, 40, 50, 3\).*\(2, 48, 64\)"):
         get("ssim", CONVENTION)(fused[:, :40, :50], ir, vi)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_grey_and_rgb_fused_agree(name):
-    ir, vi, fused = _frames()
+    ir, vi, fused = noise_triplets()
     grey = fused[..., 2]
     metric = get(name, CONVENTION)
     assert np.array_equal(metric(grey, ir, vi), metric(np.repeat(grey[..., None], 3, axis=-1), ir, vi))
@@ -140,7 +133,7 @@ def test_grey_and_rgb_fused_agree(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_equals_single_calls_and_memo(name):
-    ir, vi, fused = _frames(n=3, seed=1)
+    ir, vi, fused = noise_triplets(n=3, seed=1)
     metric = get(name, CONVENTION)
     src = Sources(ir, vi)
     batch = metric(fused, sources=src)
