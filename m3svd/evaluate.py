@@ -1,0 +1,491 @@
+"""Method × protocol → fused frames → per-frame metrics → results (DESIGN.md, "The flow of data").
+
+One run writes, under ``out/``:
+
+- ``fused/<clip>/<frame>.png`` — the method's fused frames, lossless, each written once (temp file, then rename);
+- ``clips/<clip>.parquet`` — that clip's long-format rows (one per frame × metric), written after its frames, so
+  a clip with a results file is complete; a rerun with the same run key (protocol hash, method identity and
+  weights, input files, metric versions) skips it;
+- ``results.parquet`` — every clip's rows; ``summary.parquet`` — per-clip means and the overall mean of clip means
+  with a bootstrap confidence interval over clips; ``run.json`` — provenance of the run.
+
+With ``predictions=DIR`` the fused frames are read from ``DIR/<clip>/*.png`` instead of produced by a method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from m3svd import __version__
+from m3svd.data.clip import Clip
+from m3svd.data.frames import list_images, read_image, to_rgb
+from m3svd.data.layouts import ClipSet, open_dataset
+from m3svd.errors import DataError, M3SVDError
+from m3svd.protocols import Protocol
+
+RESULTS_SCHEMA = 1
+BOOTSTRAP_SAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+
+
+class EvaluationError(M3SVDError, ValueError):
+    """An evaluation cannot start or continue: no data, a method that does not fit the protocol, bad predictions."""
+
+
+# -- what to run -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to rebuild the method in a worker process (methods hold weights; they are not sent, they are rebuilt)."""
+
+    name: str
+    device: str = "cpu"
+    weights: str | None = None
+    options: tuple[tuple[str, object], ...] = ()
+
+    def build(self):
+        from m3svd import methods
+
+        return methods.create(self.name, device=self.device, weights=self.weights, **dict(self.options))
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one clip's evaluation needs, picklable (for ``--workers``)."""
+
+    protocol: Protocol
+    dataset: str  # a dataset folder or "sample"
+    clip: str
+    out: str
+    method: MethodSpec | None = None
+    predictions: str | None = None
+    name: str | None = None  # the results' method name for predictions
+    progress: bool = False
+
+
+@dataclass
+class Run:
+    out: Path
+    results: object  # pandas.DataFrame, long format
+    summary: object  # pandas.DataFrame
+    skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def find_dataset(protocol: Protocol, root: str | Path | None) -> ClipSet:
+    """The dataset a protocol runs on: ``root`` itself if it holds one of the protocol's layouts, else the first of
+    the protocol's folders under ``root`` (default: ``$M3SVD_ROOT`` or the cache directory)."""
+    if protocol.layouts == ("sample",):
+        return open_dataset("sample")
+    from m3svd.paths import default_root
+
+    base = Path(root).expanduser() if root is not None else default_root()
+    candidates = [base] + [base / folder for folder in protocol.folders]
+    for candidate in candidates:
+        if candidate.is_dir():
+            try:
+                clipset = open_dataset(candidate)
+            except DataError:
+                continue
+            if clipset.layout in protocol.layouts:
+                return clipset
+    looked = ", ".join(str(c) for c in candidates)
+    raise EvaluationError(
+        f"no {'/'.join(protocol.layouts)} dataset for protocol {protocol.id} (looked in {looked}); get it with "
+        f"`m3svd download --subset {protocol.folders[-1]}`, pass --root DIR, or try the built-in data with "
+        f"--protocol sample"
+    )
+
+
+def protocol_clips(protocol: Protocol, clipset: ClipSet) -> tuple[list[str], list[str]]:
+    """``(present, missing)`` clip names of the protocol, in protocol order."""
+    available = [c.name for c in clipset.select(protocol.split, protocol.variant)]
+    wanted = protocol.clip_names(available)
+    return [n for n in wanted if n in available], [n for n in wanted if n not in available]
+
+
+def _open_clip(job: Job) -> tuple[Clip, Clip]:
+    """``(input clip, reference clip)`` for one job."""
+    clipset = open_dataset(job.dataset)
+    clip = clipset.clip(job.clip, job.protocol.split, job.protocol.variant)
+    if job.protocol.references == job.protocol.variant:
+        return clip, clip
+    if clip.reference is None or clip.reference.variant != job.protocol.references:
+        raise EvaluationError(f"clip {clip.name}: protocol {job.protocol.id} needs its {job.protocol.references} "
+                              f"reference, which this dataset does not have")
+    return clip, clip.reference
+
+
+def _frame_range(protocol: Protocol, clip: Clip) -> tuple[int, int]:
+    start, stop = protocol.frames
+    stop = len(clip) if stop is None else stop
+    if not 0 <= start < stop <= len(clip):
+        raise EvaluationError(f"clip {clip.name}: protocol {protocol.id} asks for frames [{start}, {stop}) "
+                              f"but the clip has {len(clip)}")
+    return start, stop
+
+
+# -- one clip --------------------------------------------------------------------------------------------------
+def run_key(job: Job, clip: Clip, reference: Clip, identity: dict) -> str:
+    """Changes whenever the clip's rows could: protocol bytes, method identity, input files, metric versions."""
+    from m3svd import metrics
+
+    names = job.protocol.image_metrics + job.protocol.temporal_metrics
+    parts = {
+        "protocol": job.protocol.sha256,
+        "method": identity,
+        "inputs": [s.identity() for s in (clip.ir_source, clip.vi_source, reference.ir_source, reference.vi_source)],
+        "metrics": [metrics.get(n, job.protocol.convention).id + "#" + metrics.get(n, job.protocol.convention).version
+                    for n in names],
+        "restoration": list(job.protocol.restoration_metrics),
+        "schema": RESULTS_SCHEMA,
+    }
+    if job.predictions:
+        folder = Path(job.predictions) / clip.name
+        parts["predictions"] = [f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in list_images(folder)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write_png(path: Path, frame: np.ndarray) -> None:
+    import cv2
+
+    bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise EvaluationError(f"{path}: cannot encode a fused frame of shape {frame.shape}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    data.tofile(str(tmp))
+    os.replace(tmp, path)
+
+
+def _predicted_frames(job: Job, clip: Clip, start: int, stop: int) -> Callable[[int, int], np.ndarray]:
+    folder = Path(job.predictions) / clip.name
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder}: no fused frames for clip {clip.name} (expected one image per frame)")
+    files = list_images(folder)
+    if len(files) != len(clip):
+        raise EvaluationError(f"{folder}: expected {len(clip)} fused frames for clip {clip.name}, found {len(files)}")
+    height, width = clip.size
+
+    def read(a: int, b: int) -> np.ndarray:
+        frames = []
+        for path in files[a:b]:
+            frame = to_rgb(read_image(path))
+            if frame.shape[:2] != (height, width):
+                raise EvaluationError(f"{path}: expected a {width}×{height} fused frame, found "
+                                      f"{frame.shape[1]}×{frame.shape[0]}")
+            frames.append(frame)
+        return np.stack(frames)
+
+    return read
+
+
+def _restoration_scores(metric: str, restored: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """PSNR (data range 255) or SSIM (Wang et al., Gaussian σ=1.5, on luminance) of restored vs clean frames."""
+    if metric == "psnr":
+        diff = restored.astype(np.float64) - clean.astype(np.float64)
+        mse = (diff.reshape(len(diff), -1) ** 2).mean(axis=1)
+        with np.errstate(divide="ignore"):
+            return np.where(mse == 0, np.inf, 10 * np.log10(255.0**2 / mse))
+    from skimage.metrics import structural_similarity
+
+    from m3svd.data.frames import BT601
+
+    def grey(x):
+        return x.astype(np.float64) @ BT601 if x.ndim == 4 else x.astype(np.float64)
+
+    return np.array([structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False) for a, b in zip(grey(restored), grey(clean),
+                                                                                        strict=True)])
+
+
+def evaluate_clip(job: Job) -> str:
+    """Fuse (or read) one clip, score every frame, write ``clips/<clip>.parquet``; returns ``"done"``/``"skipped"``."""
+    import pandas as pd
+
+    from m3svd import metrics
+
+    protocol = job.protocol
+    clip, reference = _open_clip(job)
+    start, stop = _frame_range(protocol, clip)
+    method = job.method.build() if job.method else None
+    if method is not None and "ir" in method.inputs and "ir" not in protocol.inputs:
+        raise EvaluationError(f"method {method.name!r} needs infrared input; protocol {protocol.id} gives visible "
+                              f"frames only")
+    identity = method.identity() if method else {"method": job.name, "method_version": "predictions",
+                                                 "weights": None, "weights_sha256": None, "options": {}}
+    key = run_key(job, clip, reference, identity)
+    out = Path(job.out)
+    result_path = out / "clips" / f"{clip.name}.parquet"
+    if result_path.exists():
+        previous = pd.read_parquet(result_path, columns=["run_key"])
+        if len(previous) and (previous["run_key"] == key).all():
+            return "skipped"
+    fused_dir = out / "fused" / clip.name
+    if method is not None:
+        fused_dir.mkdir(parents=True, exist_ok=True)
+    read_predicted = _predicted_frames(job, clip, start, stop) if job.predictions else None
+    image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
+    columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
+    input_digest = hashlib.sha256()
+    bar = _bar(job.progress, stop - start, f"{clip.name}")
+
+    def score(first: int, fused: np.ndarray, restored: dict[str, np.ndarray]) -> None:
+        ref_ir, ref_vi = reference.frames(first, first + len(fused))
+        sources = metrics.Sources(ref_ir, ref_vi)
+        digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
+        values = {m.name: m(fused, ref_ir, ref_vi, sources=sources) for m in image_metrics}
+        for stream, frames in restored.items():
+            clean = ref_ir if stream == "ir" else ref_vi
+            for name in protocol.restoration_metrics:
+                values[f"restored_{stream}_{name}"] = _restoration_scores(name, frames, clean)
+        for name, v in values.items():
+            columns["frame"] += range(first, first + len(fused))
+            columns["metric"] += [name] * len(fused)
+            columns["value"] += [float(x) for x in v]
+            columns["fused_sha256"] += digests
+
+    if method is None:
+        step = 8
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            ir, vi = clip.frames(a, b)
+            input_digest.update(ir.data)
+            input_digest.update(vi.data)
+            score(a, read_predicted(a, b), {})
+            bar.update(b - a)
+    else:
+        for window in method.plan(stop - start):
+            a, b = start + window.start, start + window.stop
+            ir, vi = clip.frames(a, b)
+            fusion = method.fuse(ir if "ir" in protocol.inputs else None, vi)
+            keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
+            fused = _checked_fusion(method.name, fusion.fused[keep], vi[keep].shape)
+            input_digest.update(np.ascontiguousarray(ir[keep]).data)
+            input_digest.update(np.ascontiguousarray(vi[keep]).data)
+            for offset, frame in enumerate(fused):
+                _write_png(fused_dir / f"{start + window.keep_start + offset:06d}.png", frame)
+            restored = {}
+            if protocol.restoration_metrics and method.restores:
+                restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
+            score(start + window.keep_start, fused, restored)
+            bar.update(window.keep_stop - window.keep_start)
+    bar.close()
+    order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
+    table = pd.DataFrame(columns)
+    table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
+    kinds = {m.name: m for m in image_metrics}
+    provenance = _provenance(job, clip, identity, key, input_digest.hexdigest())
+    for column, value in provenance.items():
+        table[column] = value
+    table["convention"] = [kinds[m].convention if m in kinds else protocol.convention for m in table["metric"]]
+    table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
+    table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
+    table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
+    _atomic_parquet(table[ROW_COLUMNS], result_path)
+    return "done"
+
+
+ROW_COLUMNS = [
+    "schema", "toolkit_version", "protocol", "protocol_version", "protocol_sha256", "dataset_layout", "clip",
+    "variant", "lossy", "input_sha256", "frame", "metric", "convention", "metric_version", "kind", "higher_is_better",
+    "value", "method", "method_version", "weights_sha256", "method_options", "source", "flow_estimator", "device",
+    "fused_sha256", "run_key",
+]
+
+
+def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: str) -> dict:
+    return {
+        "schema": RESULTS_SCHEMA,
+        "toolkit_version": __version__,
+        "protocol": job.protocol.id,
+        "protocol_version": job.protocol.version,
+        "protocol_sha256": job.protocol.sha256,
+        "dataset_layout": clip.layout,
+        "clip": clip.name,
+        "variant": clip.variant or "clean",
+        "lossy": bool(clip.lossy),
+        "input_sha256": input_sha256,
+        "method": identity["method"],
+        "method_version": identity["method_version"],
+        "weights_sha256": identity["weights_sha256"] or "",
+        "method_options": json.dumps(identity["options"], sort_keys=True, default=str),
+        "source": "predictions" if job.predictions else "method",
+        "flow_estimator": job.protocol.flow if job.protocol.temporal_metrics else "",
+        "device": job.method.device if job.method else "",
+        "run_key": key,
+    }
+
+
+def _checked_fusion(name: str, fused: np.ndarray, shape: tuple) -> np.ndarray:
+    fused = np.asarray(fused)
+    if fused.dtype != np.uint8 or fused.shape != shape:
+        raise EvaluationError(f"method {name!r} returned fused frames {fused.shape} {fused.dtype}; expected "
+                              f"{shape} uint8")
+    return fused
+
+
+def _atomic_parquet(table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(show: bool, total: int, desc: str):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", leave=False, file=sys.stderr)
+
+
+# -- summary ------------------------------------------------------------------------------------------------------
+def summarise(results) -> object:
+    """Per-clip means, and per metric the mean of clip means with a bootstrap CI over clips (seeded)."""
+    import pandas as pd
+
+    per_clip = (results.groupby(["metric", "clip"], sort=True)["value"].agg(["mean", "count"]).reset_index()
+                .rename(columns={"count": "frames"}))
+    rows = []
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    for metric, group in per_clip.groupby("metric", sort=True):
+        means = group["mean"].to_numpy()
+        finite = means[np.isfinite(means)]
+        if len(finite) > 1:
+            draws = rng.choice(finite, size=(BOOTSTRAP_SAMPLES, len(finite)), replace=True).mean(axis=1)
+            low, high = np.quantile(draws, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+        else:
+            low = high = float(finite[0]) if len(finite) else float("nan")
+        rows.append({"metric": metric, "clip": "", "mean": float(finite.mean()) if len(finite) else float("nan"),
+                     "ci_low": float(low), "ci_high": float(high), "frames": int(group["frames"].sum()),
+                     "clips": len(group)})
+    overall = pd.DataFrame(rows)
+    per_clip = per_clip.assign(ci_low=np.nan, ci_high=np.nan, clips=1)
+    summary = pd.concat([overall, per_clip[overall.columns]], ignore_index=True)
+    meta = results.iloc[0]
+    for column in ("protocol", "protocol_version", "protocol_sha256", "method", "method_version", "weights_sha256"):
+        summary[column] = meta[column]
+    directions = results.drop_duplicates("metric").set_index("metric")["higher_is_better"]
+    summary["higher_is_better"] = summary["metric"].map(directions)
+    return summary
+
+
+def format_summary(summary, metrics_order: list[str] | None = None) -> str:
+    """A terminal table: one row per clip and the overall mean with its confidence interval."""
+    overall = summary[summary["clip"] == ""].set_index("metric")
+    names = [m for m in (metrics_order or list(overall.index)) if m in overall.index]
+    names += [m for m in overall.index if m not in names]
+    clips = [c for c in dict.fromkeys(summary["clip"]) if c]
+    table = summary.pivot_table(index="clip", columns="metric", values="mean")
+    width = max(10, *(len(n) + 1 for n in names))
+    arrows = {m: "↑" if overall.loc[m, "higher_is_better"] else "↓" for m in names}
+    lines = [f"{'clip':<12}" + "".join(f"{n + arrows[n]:>{width}}" for n in names)]
+    for clip in clips:
+        lines.append(f"{clip:<12}" + "".join(f"{table.loc[clip, n]:>{width}.4f}" for n in names))
+    lines.append(f"{'mean':<12}" + "".join(f"{overall.loc[n, 'mean']:>{width}.4f}" for n in names))
+    half = {n: (overall.loc[n, "ci_high"] - overall.loc[n, "ci_low"]) / 2 for n in names}
+    lines.append(f"{'±95% CI/2':<12}" + "".join(f"{half[n]:>{width}.4f}" for n in names))
+    return "\n".join(lines)
+
+
+# -- the run -------------------------------------------------------------------------------------------------------
+def evaluate(
+    protocol: Protocol,
+    out: str | Path,
+    *,
+    method: MethodSpec | None = None,
+    predictions: str | Path | None = None,
+    name: str | None = None,
+    root: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> Run:
+    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``."""
+    import pandas as pd
+
+    if (method is None) == (predictions is None):
+        raise EvaluationError("give a method or a predictions folder, not both or neither")
+    if predictions is not None and not Path(predictions).is_dir():
+        raise EvaluationError(f"{predictions}: no such predictions folder")
+    if method is not None:
+        built = method.build()  # fail fast (unknown method, options, missing weights) before any clip runs
+        if "ir" in built.inputs and "ir" not in protocol.inputs:
+            raise EvaluationError(f"method {method.name!r} needs infrared input; protocol {protocol.id} gives "
+                                  f"visible frames only")
+        del built
+    clipset = find_dataset(protocol, root)
+    present, missing = protocol_clips(protocol, clipset)
+    if not present:
+        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there")
+    if missing:
+        log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
+            f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
+    jobs = [Job(protocol, dataset, clip, str(out), method, str(predictions) if predictions else None, name,
+                progress and workers == 1) for clip in present]
+    outcomes = _run_jobs(jobs, workers, progress)
+    skipped = [job.clip for job, outcome in zip(jobs, outcomes, strict=True) if outcome == "skipped"]
+    for clip in skipped:
+        log(f"{clip}: results for these inputs, method and weights exist already; skipped")
+    results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
+    summary = summarise(results)
+    _atomic_parquet(results, out / "results.parquet")
+    _atomic_parquet(summary, out / "summary.parquet")
+    run_info = {
+        "toolkit_version": __version__, "protocol": protocol.key, "protocol_sha256": protocol.sha256,
+        "dataset": dataset, "dataset_layout": clipset.layout, "clips": present, "missing_clips": missing,
+        "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
+        "python": platform.python_version(), "platform": platform.platform(),
+    }
+    tmp = out / ".run.json.tmp"
+    tmp.write_text(json.dumps(run_info, indent=2) + "\n")
+    os.replace(tmp, out / "run.json")
+    return Run(out, results, summary, skipped, missing)
+
+
+def _run_jobs(jobs: list[Job], workers: int, progress: bool) -> list[str]:
+    if workers <= 1 or len(jobs) == 1:
+        return [evaluate_clip(job) for job in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+                             initializer=_limit_threads, initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+        futures = [pool.submit(evaluate_clip, job) for job in jobs]
+        bar = _bar(progress, len(jobs), "clips")
+        outcomes = []
+        for future in futures:
+            outcomes.append(future.result())
+            bar.update(1)
+        bar.close()
+        return outcomes
+
+
+def _limit_threads(threads: int) -> None:
+    """Workers share the cores: without this each would start one thread per core in torch and OpenCV."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)

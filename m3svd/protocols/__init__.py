@@ -1,0 +1,146 @@
+"""Benchmark protocols as versioned data: which clips, frames, inputs, references and metrics.
+
+Each ``*.toml`` file in this folder is one protocol; ``load("m3svd-clean")`` reads it (or a path to a user's own
+file). The sha256 of the file's bytes is the protocol's hash and goes into every result row, so two results are
+comparable exactly when their protocol id and hash agree.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from m3svd.errors import M3SVDError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SCHEMA_KEYS = {"id", "version", "description", "data", "metrics"}
+DATA_KEYS = {"layouts", "folders", "split", "clips", "frames", "variant", "inputs", "references"}
+METRIC_KEYS = {"convention", "image", "temporal", "restoration", "flow"}
+
+
+class ProtocolError(M3SVDError, ValueError):
+    """A protocol file is missing, malformed or names something that does not exist."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    id: str
+    version: str
+    description: str
+    layouts: tuple[str, ...]
+    folders: tuple[str, ...]  # dataset folders looked for under the root, in order
+    split: str | None
+    clips: str | tuple[str, ...]  # "all", "official-test", or clip names
+    frames: tuple[int, int | None]  # [start, stop) of every clip; stop None = to the end
+    variant: str  # which variant is fed to the method
+    inputs: tuple[str, ...]  # ("ir", "vi") or ("vi",)
+    references: str  # the variant the metrics compare against
+    convention: str
+    image_metrics: tuple[str, ...]
+    temporal_metrics: tuple[str, ...]
+    restoration_metrics: tuple[str, ...]
+    flow: str
+    sha256: str
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def clip_names(self, available: builtins.list[str]) -> builtins.list[str]:
+        """The clips this protocol asks for (in protocol order); ``available`` resolves ``"all"``."""
+        if self.clips == "all":
+            return builtins.list(available)
+        if self.clips == "official-test":
+            from m3svd.data.splits import TEST_CLIPS
+
+            return builtins.list(TEST_CLIPS)
+        return builtins.list(self.clips)
+
+
+def _bundled() -> dict[str, Path]:
+    folder = resources.files(__name__)
+    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def list() -> builtins.list[Protocol]:  # noqa: A001 - the registry's verb
+    return [load(name) for name in sorted(_bundled())]
+
+
+def load(name_or_path: str | Path) -> Protocol:
+    """A bundled protocol by id, or a ``.toml`` file of the same schema."""
+    bundled = _bundled()
+    text = str(name_or_path)
+    if text in bundled:
+        path = bundled[text]
+    elif text.endswith(".toml"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ProtocolError(f"{path}: no such protocol file")
+    else:
+        raise ProtocolError(f"no protocol {text!r}" + did_you_mean(text, bundled) + "; see `m3svd ls protocols`")
+    raw = path.read_bytes()
+    try:
+        doc = tomllib.loads(raw.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ProtocolError(f"{path}: not valid TOML ({error})") from None
+    return _parse(doc, path, hashlib.sha256(raw).hexdigest())
+
+
+def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
+    def need(table: dict, keys: set, where: str, optional=frozenset()):
+        missing = sorted(keys - set(table) - optional)
+        unknown = sorted(set(table) - keys)
+        if missing or unknown:
+            what = f"missing {missing[0]!r}" if missing else f"unknown key {unknown[0]!r}"
+            raise ProtocolError(f"{path}: {where}: {what}; expected keys {', '.join(sorted(keys))}")
+
+    need(doc, SCHEMA_KEYS, "top level")
+    data, metrics = doc["data"], doc["metrics"]
+    need(data, DATA_KEYS, "[data]", optional={"split"})
+    need(metrics, METRIC_KEYS, "[metrics]", optional={"temporal", "restoration"})
+    frames = data["frames"]
+    if frames == "all":
+        frames = (0, None)
+    elif isinstance(frames, builtins.list) and len(frames) == 2 and all(isinstance(x, int) for x in frames):
+        frames = (frames[0], frames[1])
+    else:
+        raise ProtocolError(f"{path}: [data] frames must be \"all\" or [start, stop], found {frames!r}")
+    inputs = tuple(data["inputs"])
+    if inputs not in (("ir", "vi"), ("vi",)):
+        raise ProtocolError(f"{path}: [data] inputs must be [\"ir\", \"vi\"] or [\"vi\"], found {data['inputs']!r}")
+    clips = data["clips"] if isinstance(data["clips"], str) else tuple(data["clips"])
+    if isinstance(clips, str) and clips not in ("all", "official-test"):
+        raise ProtocolError(f"{path}: [data] clips must be \"all\", \"official-test\" or a list, found {clips!r}")
+    protocol = Protocol(
+        id=str(doc["id"]), version=str(doc["version"]), description=str(doc["description"]),
+        layouts=tuple(data["layouts"]), folders=tuple(data["folders"]), split=data.get("split"), clips=clips,
+        frames=frames, variant=data["variant"], inputs=inputs, references=data["references"],
+        convention=metrics["convention"], image_metrics=tuple(metrics["image"]),
+        temporal_metrics=tuple(metrics.get("temporal", ())), restoration_metrics=tuple(metrics.get("restoration", ())),
+        flow=metrics["flow"], sha256=sha256, path=str(path),
+    )
+    _check_metrics(protocol, path)
+    return protocol
+
+
+def _check_metrics(protocol: Protocol, path: Path) -> None:
+    """Every metric a protocol names must exist in its convention: fail at load, not after hours of fusion."""
+    from m3svd import metrics
+
+    for name in protocol.image_metrics + protocol.temporal_metrics:
+        try:
+            metrics.get(name, protocol.convention)
+        except M3SVDError as error:
+            raise ProtocolError(f"{path}: {error}") from None
+    unknown = sorted(set(protocol.restoration_metrics) - {"psnr", "ssim"})
+    if unknown:
+        raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose psnr, ssim")

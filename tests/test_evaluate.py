@@ -1,0 +1,178 @@
+"""`m3svd evaluate`: protocols → fused frames written once → long-format results with provenance → summary."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from m3svd import methods, protocols
+from m3svd.cli import main
+from m3svd.data import open_dataset
+from m3svd.data.frames import read_image
+from m3svd.evaluate import ROW_COLUMNS, EvaluationError, MethodSpec, evaluate
+from m3svd.methods.base import Fusion, Method, check_window
+
+
+def _protocol_file(tmp_path: Path, frames="[0, 4]", variant="degraded", inputs='["ir", "vi"]', layouts='["m3svd"]',
+                   restoration='["psnr", "ssim"]', image='["en", "qabf", "ssim"]') -> Path:
+    path = tmp_path / "short.toml"
+    path.write_text(f"""
+id = "short"
+version = "1"
+description = "four frames of each clip, for tests"
+[data]
+layouts = {layouts}
+folders = ["val-frames"]
+split = "test"
+clips = "all"
+frames = {frames}
+variant = "{variant}"
+inputs = {inputs}
+references = "clean"
+[metrics]
+convention = "m3svd"
+image = {image}
+restoration = {restoration}
+flow = "dis"
+""")
+    return path
+
+
+@pytest.fixture
+def restorer():
+    """A registered method that 'restores' by returning the input, so restoration scores are predictable."""
+
+    class Echo(Method):
+        name = "test-echo"
+        restores = True
+        temporal_window = 3
+
+        def fuse(self, ir, vi):
+            check_window(ir, vi)
+            return Fusion(vi.copy(), ir=ir.copy(), vi=vi.copy())
+
+    methods.list()
+    methods.register(Echo)
+    yield Echo
+    del methods._REGISTRY["test-echo"]
+
+
+def test_every_bundled_protocol_loads_with_a_hash():
+    loaded = {p.id: p for p in protocols.list()}
+    assert {"m3svd-clean", "m3svd-degraded", "m3svd-visible-only", "m3svd-test-videos", "tno", "sample"} <= set(loaded)
+    assert loaded["m3svd-degraded"].restoration_metrics == ("psnr", "ssim")
+    assert loaded["m3svd-visible-only"].inputs == ("vi",)
+    assert all(len(p.sha256) == 64 for p in loaded.values())
+    with pytest.raises(protocols.ProtocolError, match="did you mean 'm3svd-clean'"):
+        protocols.load("m3svd-claen")
+
+
+def test_bad_protocol_files_fail_at_load(tmp_path):
+    path = _protocol_file(tmp_path, image='["en", "qabff"]')
+    with pytest.raises(protocols.ProtocolError, match="qabff.*did you mean 'qabf'"):
+        protocols.load(path)
+    path.write_text(path.read_text().replace("frames = [0, 4]", "frames = 4"))
+    with pytest.raises(protocols.ProtocolError, match="frames must be"):
+        protocols.load(path)
+
+
+def test_sample_run_writes_frames_once_rows_with_provenance_and_a_summary(tmp_path):
+    run = evaluate(protocols.load("sample"), tmp_path / "out", method=MethodSpec("average"))
+    rows = run.results
+    protocol = protocols.load("sample")
+    assert list(rows.columns) == ROW_COLUMNS
+    assert len(rows) == 32 * len(protocol.image_metrics)
+    assert set(rows["protocol_sha256"]) == {protocol.sha256} and set(rows["method"]) == {"average"}
+    assert rows["value"].notna().all() and set(rows["device"]) == {"cpu"}
+    clip = open_dataset("sample").select(variant="clean")[0]
+    ir, vi = clip.frames(0, 32)
+    expected = methods.create("average").fuse(ir, vi).fused
+    written = sorted((tmp_path / "out" / "fused" / "sample").glob("*.png"))
+    assert len(written) == 32 and not list((tmp_path / "out").rglob("*.tmp"))
+    assert np.array_equal(read_image(written[5]), expected[5])  # lossless
+    en = rows[rows["metric"] == "en"].sort_values("frame")
+    from m3svd import metrics
+
+    assert np.allclose(en["value"], metrics.get("en")(expected, ir, vi))
+    overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
+    assert overall["mean"] == pytest.approx(en["value"].mean()) and overall["frames"] == 32
+    stored = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    pd.testing.assert_frame_equal(stored, rows)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["complete"] is True
+
+
+def test_rerun_skips_done_clips_and_redoes_them_when_the_method_changes(tmp_path):
+    protocol = protocols.load("sample")
+    first = evaluate(protocol, tmp_path, method=MethodSpec("laplacian"))
+    again = evaluate(protocol, tmp_path, method=MethodSpec("laplacian"))
+    assert again.skipped == ["sample"]
+    pd.testing.assert_frame_equal(first.results, again.results)
+    changed = evaluate(protocol, tmp_path, method=MethodSpec("laplacian", options=(("levels", 2),)))
+    assert changed.skipped == []
+    assert set(changed.results["method_options"]) == {'{"levels": 2}'}
+
+
+def test_predictions_score_the_same_as_the_method_that_made_them(tmp_path):
+    protocol = protocols.load("sample")
+    made = evaluate(protocol, tmp_path / "made", method=MethodSpec("max"))
+    scored = evaluate(protocol, tmp_path / "scored", predictions=tmp_path / "made" / "fused", name="MyMax")
+    assert set(scored.results["method"]) == {"MyMax"} and set(scored.results["source"]) == {"predictions"}
+    np.testing.assert_array_equal(made.results["value"].to_numpy(), scored.results["value"].to_numpy())
+    np.testing.assert_array_equal(made.results["fused_sha256"], scored.results["fused_sha256"])
+
+
+def test_predictions_with_a_missing_frame_are_refused(tmp_path):
+    evaluate(protocols.load("sample"), tmp_path / "made", method=MethodSpec("max"))
+    sorted((tmp_path / "made" / "fused" / "sample").glob("*.png"))[-1].unlink()
+    with pytest.raises(EvaluationError, match="expected 32 fused frames for clip sample, found 31"):
+        evaluate(protocols.load("sample"), tmp_path / "scored", predictions=tmp_path / "made" / "fused", name="x")
+
+
+def test_degraded_protocol_scores_fusion_against_clean_and_restoration(tmp_path, m3svd_frames, restorer):
+    protocol = protocols.load(_protocol_file(tmp_path))
+    run = evaluate(protocol, tmp_path / "out", method=MethodSpec("test-echo"), root=m3svd_frames)
+    rows = run.results
+    assert set(rows["clip"]) == {"0111_1716", "0114_1611", "0115_1831"} and set(rows["frame"]) == {0, 1, 2, 3}
+    assert set(rows["variant"]) == {"degraded"}
+    assert {"restored_ir_psnr", "restored_ir_ssim", "restored_vi_psnr", "restored_vi_ssim"} <= set(rows["metric"])
+    clipset = open_dataset(m3svd_frames)
+    degraded = clipset.clip("0111_1716", "test", "degraded")
+    noisy_ir, _ = degraded.frames(0, 4)
+    clean_ir, _ = degraded.reference.frames(0, 4)
+    psnr = rows[(rows["clip"] == "0111_1716") & (rows["metric"] == "restored_ir_psnr")].sort_values("frame")
+    mse = ((noisy_ir.astype(float) - clean_ir) ** 2).reshape(4, -1).mean(axis=1)
+    np.testing.assert_allclose(psnr["value"], 10 * np.log10(255**2 / mse))
+
+
+def test_workers_give_identical_results(tmp_path, m3svd_frames):
+    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 2]", variant="clean", restoration="[]"))
+    one = evaluate(protocol, tmp_path / "one", method=MethodSpec("gff"), root=m3svd_frames)
+    two = evaluate(protocol, tmp_path / "two", method=MethodSpec("gff"), root=m3svd_frames, workers=2)
+    pd.testing.assert_frame_equal(one.results, two.results)
+
+
+def test_methods_that_need_infrared_are_refused_on_visible_only(tmp_path, m3svd_frames):
+    protocol = protocols.load(_protocol_file(tmp_path, inputs='["vi"]', restoration="[]"))
+    with pytest.raises(EvaluationError, match="'gff' needs infrared input"):
+        evaluate(protocol, tmp_path / "out", method=MethodSpec("gff"), root=m3svd_frames)
+
+
+def test_no_data_explains_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("M3SVD_ROOT", str(tmp_path))
+    with pytest.raises(EvaluationError, match="m3svd download --subset val-frames.*--protocol sample"):
+        evaluate(protocols.load("m3svd-clean"), tmp_path / "out", method=MethodSpec("average"))
+
+
+def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
+                 "--option", "levels=2"]) == 0
+    printed = capsys.readouterr().out
+    assert "dwt on sample@1 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
+    assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
+                 "--option", "levels=two"]) == 2
+    assert "--option levels: expected a int, found 'two'" in capsys.readouterr().err
+    assert main(["evaluate", "--predictions", str(out / "fused"), "--protocol", "sample"]) == 2
+    assert "--predictions needs --name" in capsys.readouterr().err
