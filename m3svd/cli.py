@@ -221,7 +221,8 @@ def cmd_evaluate(args) -> int:
     out = args.out or Path("m3svd-results") / label / protocol.id
     progress = not args.no_progress and sys.stderr.isatty()
     run = evaluate(protocol, out, method=spec, predictions=args.predictions, name=args.name, root=args.root,
-                   workers=args.workers, progress=progress, log=lambda line: print(line, file=sys.stderr))
+                   workers=args.workers, executor=args.executor, ray_address=args.ray_address, progress=progress,
+                   log=lambda line: print(line, file=sys.stderr))
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
           f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
     print(format_summary(run.summary, list(protocol.image_metrics)))
@@ -331,9 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a method option, typed by its default (flags take true/false); repeatable")
     ev.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     ev.add_argument("--workers", type=_positive(int), default=1, help="clips evaluated in parallel (default 1)")
+    ev.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local processes (default) or Ray tasks, one per clip (the `distributed` extra)")
+    ev.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (default: start a local one)")
     ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+    from m3svd.leaderboard.cli import add_commands; add_commands(sub)  # noqa: E702, I001
     return parser
 
 

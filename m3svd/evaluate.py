@@ -419,10 +419,17 @@ def evaluate(
     name: str | None = None,
     root: str | Path | None = None,
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> Run:
-    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``."""
+    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``.
+
+    ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
+    each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
+    CPUs). Every executor writes the same files; ``out`` must be on storage the workers share.
+    """
     import pandas as pd
 
     if (method is None) == (predictions is None):
@@ -447,7 +454,9 @@ def evaluate(
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
     jobs = [Job(protocol, dataset, clip, str(out), method, str(predictions) if predictions else None, name,
                 progress and workers == 1) for clip in present]
-    outcomes = _run_jobs(jobs, workers, progress)
+    if executor not in EXECUTORS:
+        raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
+    outcomes = _run_ray(jobs, workers, ray_address) if executor == "ray" else _run_jobs(jobs, workers, progress)
     skipped = [job.clip for job, outcome in zip(jobs, outcomes, strict=True) if outcome == "skipped"]
     for clip in skipped:
         log(f"{clip}: results for these inputs, method and weights exist already; skipped")
@@ -480,6 +489,27 @@ def _run_jobs(jobs: list[Job], workers: int, progress: bool) -> list[str]:
             bar.update(1)
         bar.close()
         return outcomes
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _run_ray(jobs: list[Job], workers: int, address: str | None) -> list[str]:
+    """One Ray task per clip (one CPU each); a local instance is started, and stopped, when none is running."""
+    try:
+        import ray
+    except ImportError:
+        raise EvaluationError("--executor ray needs Ray: pip install 'm3svd[distributed]'") from None
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": address} if address else {"num_cpus": workers, "object_store_memory": 100 * 2**20}
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+    try:
+        task = ray.remote(num_cpus=1)(evaluate_clip)
+        return ray.get([task.remote(job) for job in jobs])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _limit_threads(threads: int) -> None:

@@ -176,3 +176,12 @@ def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
     assert "--option levels: expected a int, found 'two'" in capsys.readouterr().err
     assert main(["evaluate", "--predictions", str(out / "fused"), "--protocol", "sample"]) == 2
     assert "--predictions needs --name" in capsys.readouterr().err
+
+
+def test_ray_executor_gives_identical_results(tmp_path, m3svd_frames):
+    pytest.importorskip("ray", reason="the `distributed` extra (ray) is not installed")
+    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 2]", variant="clean", restoration="[]"))
+    local = evaluate(protocol, tmp_path / "local", method=MethodSpec("average"), root=m3svd_frames)
+    distributed = evaluate(protocol, tmp_path / "ray", method=MethodSpec("average"), root=m3svd_frames,
+                           executor="ray", workers=2)
+    pd.testing.assert_frame_equal(local.results, distributed.results)
