@@ -211,6 +211,16 @@ def _restoration_scores(metric: str, restored: np.ndarray, clean: np.ndarray) ->
                                                                                         strict=True)])
 
 
+def _values(metric, fused: np.ndarray, sources) -> np.ndarray:
+    """Per-frame values; frames where the metric is undefined are kept as non-finite (the summary counts them)."""
+    from m3svd.metrics.base import MetricUndefined
+
+    try:
+        return metric(fused, sources=sources)
+    except MetricUndefined as undefined:
+        return undefined.values
+
+
 def evaluate_clip(job: Job) -> str:
     """Fuse (or read) one clip, score every frame, write ``clips/<clip>.parquet``; returns ``"done"``/``"skipped"``."""
     import pandas as pd
@@ -246,7 +256,7 @@ def evaluate_clip(job: Job) -> str:
         ref_ir, ref_vi = reference.frames(first, first + len(fused))
         sources = metrics.Sources(ref_ir, ref_vi)
         digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
-        values = {m.name: m(fused, ref_ir, ref_vi, sources=sources) for m in image_metrics}
+        values = {m.name: _values(m, fused, sources) for m in image_metrics}
         for stream, frames in restored.items():
             clean = ref_ir if stream == "ir" else ref_vi
             for name in protocol.restoration_metrics:
@@ -365,8 +375,10 @@ def summarise(results) -> object:
     """Per-clip means, and per metric the mean of clip means with a bootstrap CI over clips (seeded)."""
     import pandas as pd
 
-    per_clip = (results.groupby(["metric", "clip"], sort=True)["value"].agg(["mean", "count"]).reset_index()
-                .rename(columns={"count": "frames"}))
+    defined = results.assign(value=results["value"].where(np.isfinite(results["value"])))
+    per_clip = (defined.groupby(["metric", "clip"], sort=True)["value"]
+                .agg(mean="mean", frames="size", defined="count").reset_index())
+    per_clip["undefined"] = per_clip["frames"] - per_clip.pop("defined")
     rows = []
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     for metric, group in per_clip.groupby("metric", sort=True):
@@ -379,7 +391,7 @@ def summarise(results) -> object:
             low = high = float(finite[0]) if len(finite) else float("nan")
         rows.append({"metric": metric, "clip": "", "mean": float(finite.mean()) if len(finite) else float("nan"),
                      "ci_low": float(low), "ci_high": float(high), "frames": int(group["frames"].sum()),
-                     "clips": len(group)})
+                     "undefined": int(group["undefined"].sum()), "clips": len(group)})
     overall = pd.DataFrame(rows)
     per_clip = per_clip.assign(ci_low=np.nan, ci_high=np.nan, clips=1)
     summary = pd.concat([overall, per_clip[overall.columns]], ignore_index=True)
@@ -462,6 +474,9 @@ def evaluate(
         log(f"{clip}: results for these inputs, method and weights exist already; skipped")
     results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
     summary = summarise(results)
+    for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():
+        log(f"{row.metric}: undefined on {row.undefined} of {row.frames} frames (e.g. constant or identical images); "
+            f"stored as non-finite values and left out of the means")
     _atomic_parquet(results, out / "results.parquet")
     _atomic_parquet(summary, out / "summary.parquet")
     run_info = {

@@ -185,3 +185,16 @@ def test_ray_executor_gives_identical_results(tmp_path, m3svd_frames):
     distributed = evaluate(protocol, tmp_path / "ray", method=MethodSpec("average"), root=m3svd_frames,
                            executor="ray", workers=2)
     pd.testing.assert_frame_equal(local.results, distributed.results)
+
+
+def test_undefined_frames_are_recorded_counted_and_said_not_fatal(tmp_path):
+    """The IR sanity row makes F − IR constant, so SCD is undefined on every frame: the run goes on and says so."""
+    lines = []
+    run = evaluate(protocols.load("sample"), tmp_path, method=MethodSpec("ir"), log=lines.append)
+    scd = run.results[run.results["metric"] == "scd"]["value"]
+    assert len(scd) == 32 and not np.isfinite(scd).any()
+    overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "scd")].iloc[0]
+    assert overall["undefined"] == 32 and np.isnan(overall["mean"])
+    assert any(line.startswith("scd: undefined on 32 of 32 frames") for line in lines)
+    en = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
+    assert en["undefined"] == 0 and np.isfinite(en["mean"])

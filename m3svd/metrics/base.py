@@ -25,6 +25,15 @@ class MetricError(M3SVDError, ValueError):
     """A metric got input it cannot score (shape, dtype), or is undefined on it (says which and why)."""
 
 
+class MetricUndefined(MetricError):
+    """A metric is undefined on some frames (constant image, identical sources); ``values`` holds every frame's
+    value, non-finite where undefined, for callers that record undefined frames instead of stopping."""
+
+    def __init__(self, message: str, values: np.ndarray):
+        super().__init__(message)
+        self.values = values
+
+
 def _batch(name: str, array, grey_or_rgb: bool) -> np.ndarray:
     a = np.asarray(array)
     if a.dtype != np.uint8:
@@ -93,5 +102,6 @@ class Metric:
         values = np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused))
         if not np.isfinite(values).all():
             bad = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise MetricError(f"{self.id}: undefined on frame {bad} (e.g. a constant image); value {values[bad]}")
+            raise MetricUndefined(f"{self.id}: undefined on frame {bad} (e.g. a constant image); value {values[bad]}",
+                                  values)
         return values
