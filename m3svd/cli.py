@@ -386,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
-    from m3svd.leaderboard.cli import add_commands; add_commands(sub)  # noqa: E702, I001
+    from m3svd.leaderboard.cli import add_commands
+
+    add_commands(sub)  # validate, submit, leaderboard
     return parser
 
 

@@ -1,0 +1,170 @@
+"""`m3svd leaderboard build`: submission records → ``leaderboard.parquet`` (long format, ranked per protocol).
+
+Every value is derived from the per-frame rows of the records (means over clips of per-clip means, with the seeded
+bootstrap interval of `m3svd evaluate`), never from a number a submitter typed. A ranking only compares like with
+like: the records of one protocol must share the protocol file's hash and, per metric, its convention and version;
+otherwise the build stops and says which records disagree. Records are checked against their manifests' hashes, and
+only records of complete protocol runs are admitted.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from m3svd.leaderboard.schema import (
+    OVERALL,
+    TABLE,
+    TABLE_COLUMNS,
+    LeaderboardError,
+    MixError,
+    read_manifest,
+    record_dirs,
+    submissions_dir,
+)
+
+
+def load_records(leaderboard_dir: str | Path) -> list[tuple[dict, object]]:
+    """``(manifest, results)`` of every record, each checked against its manifest's hashes."""
+    import pandas as pd
+
+    from m3svd.leaderboard.submit import _sha256
+
+    records = []
+    for record in record_dirs(leaderboard_dir):
+        manifest = read_manifest(record)
+        for file, expected in manifest.get("files", {}).items():
+            path = record / file
+            if not path.is_file():
+                raise LeaderboardError(f"{path}: missing from the record")
+            if _sha256(path) != expected:
+                raise LeaderboardError(f"{path}: sha256 differs from the record's manifest.json; the record was "
+                                       f"altered or damaged after `m3svd submit` wrote it")
+        if not manifest.get("complete"):
+            raise LeaderboardError(f"{record}: not a complete protocol run; only records of a protocol's complete "
+                                   f"data may enter the leaderboard")
+        try:
+            results = pd.read_parquet(record / "results.parquet")
+        except (OSError, ValueError) as error:
+            raise LeaderboardError(f"{record / 'results.parquet'}: unreadable ({error})") from None
+        shas = set(results["protocol_sha256"])
+        if shas != {manifest["protocol"]["sha256"]}:
+            raise LeaderboardError(f"{record / 'results.parquet'}: rows carry protocol sha256 "
+                                   f"{', '.join(sorted(s[:12] for s in shas))}, the manifest "
+                                   f"{manifest['protocol']['sha256'][:12]}")
+        records.append((manifest, results))
+    return records
+
+
+def check_comparable(key: str, records: list[tuple[dict, object]]) -> None:
+    """Refuse one ranking over records scored under different protocol bytes, metric conventions or versions."""
+    def disagreement(what: str, by_value: dict[str, list[str]]) -> str:
+        listed = "; ".join(f"{value}: {', '.join(ids)}" for value, ids in sorted(by_value.items()))
+        return f"protocol {key}: submissions disagree on {what} ({listed}); they cannot share one ranking"
+
+    shas: dict[str, list[str]] = {}
+    for manifest, _ in records:
+        shas.setdefault(manifest["protocol"]["sha256"][:12], []).append(manifest["id"])
+    if len(shas) > 1:
+        raise MixError(disagreement("the protocol file's sha256", shas)
+                       + " — rescore them with the same protocol file")
+    seen: dict[str, dict[str, dict[str, list[str]]]] = {"convention": {}, "metric_version": {}}
+    for manifest, results in records:
+        pairs = results.drop_duplicates(["metric", "convention", "metric_version"])
+        for _, row in pairs.iterrows():
+            for column in seen:
+                seen[column].setdefault(row["metric"], {}).setdefault(str(row[column]), []).append(manifest["id"])
+    for column, label in (("convention", "the convention of metric"), ("metric_version", "the version of metric")):
+        for metric, by_value in seen[column].items():
+            if len(by_value) > 1:
+                raise MixError(disagreement(f"{label} {metric!r}", {k: sorted(set(v)) for k, v in by_value.items()})
+                               + " — rescore the older ones with this toolkit")
+
+
+def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
+    """The ranked long-format table of every record in ``leaderboard_dir``; written to ``leaderboard.parquet``."""
+    import pandas as pd
+
+    from m3svd.evaluate import summarise
+
+    leaderboard_dir = Path(leaderboard_dir)
+    if write and not leaderboard_dir.is_dir():
+        raise LeaderboardError(f"{leaderboard_dir}: no leaderboard folder (expected {submissions_dir(leaderboard_dir)}"
+                               f"/<id>/ records from `m3svd submit`)")
+    by_protocol: dict[str, list] = {}
+    for manifest, results in load_records(leaderboard_dir):
+        by_protocol.setdefault(manifest["protocol"]["key"], []).append((manifest, results))
+    frames = []
+    for key, records in sorted(by_protocol.items()):
+        check_comparable(key, records)
+        names = [m["name"] for m, _ in records]
+        for manifest, results in records:
+            frames.append(_rows(manifest, results, summarise(results), names.count(manifest["name"]) > 1))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS)
+    table = _ranked(table)[TABLE_COLUMNS]
+    if write:
+        from m3svd.leaderboard.submit import locked
+
+        with locked(leaderboard_dir):
+            path = leaderboard_dir / TABLE
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+    return table
+
+
+def _rows(manifest: dict, results, summary, ambiguous: bool):
+    meta = manifest["metadata"]
+    first = results.iloc[0]
+    rows = summary.rename(columns={"mean": "value"}).copy()
+    rows["clip"] = rows["clip"].replace("", OVERALL)
+    info = results.drop_duplicates("metric").set_index("metric")
+    rows["convention"] = rows["metric"].map(info["convention"])
+    rows["metric_version"] = rows["metric"].map(info["metric_version"]).astype(str)
+    rows["kind"] = rows["metric"].map(info["kind"])
+    protocol = manifest["protocol"]
+    constant = {
+        "protocol": protocol["key"], "protocol_id": protocol["id"], "protocol_version": protocol["version"],
+        "protocol_sha256": protocol["sha256"], "submission": manifest["id"], "method": manifest["name"],
+        "label": f"{manifest['name']} [{manifest['id'][-12:-4]}]" if ambiguous else manifest["name"],
+        "toolkit_version": first["toolkit_version"], "method_version": first["method_version"],
+        "weights_sha256": meta.get("weights_sha256") or "", "training_data": meta.get("training_data") or "",
+        "trained_on_m3svd_train": _tristate(meta.get("trained_on_m3svd_train")), "paper": meta.get("paper") or "",
+        "code": meta.get("code") or "", "submitted_at": manifest["submitted_at"],
+        "evaluated_by": manifest["evaluated_by"], "results_sha256": manifest["files"]["results.parquet"],
+        "fused_sha256": manifest["fused_sha256"],
+    }
+    for column, value in constant.items():
+        rows[column] = value
+    order = {m: i for i, m in enumerate(dict.fromkeys(results["metric"]))}  # the protocol's metric order
+    overall_first = (rows["clip"] != OVERALL).astype(int)
+    return rows.iloc[np.lexsort((rows["metric"].map(order), rows["clip"], overall_first))].reset_index(drop=True)
+
+
+def _tristate(value) -> str:
+    return {True: "yes", False: "no"}.get(value, "unstated")
+
+
+def _ranked(table):
+    """Rank 1 = best within each protocol × clip × metric (ties share the better rank); mean rank over metrics."""
+    if table.empty:
+        return table
+    ranks = np.full(len(table), np.nan)
+    for _, group in table.groupby(["protocol", "clip", "metric"], sort=False):
+        higher = bool(group["higher_is_better"].iloc[0])
+        ranks[group.index] = group["value"].rank(method="min", ascending=not higher).to_numpy()
+    table = table.assign(rank=ranks)
+    overall = table[table["clip"] == OVERALL]
+    mean_rank = overall.groupby(["protocol", "submission"])["rank"].mean()
+    keys = list(zip(table["protocol"], table["submission"], strict=True))
+    table["mean_rank"] = [mean_rank.get(k, np.nan) if c == OVERALL else np.nan
+                          for k, c in zip(keys, table["clip"], strict=True)]
+    return table
+
+
+def read_table(leaderboard_dir: str | Path = "leaderboard"):
+    """The table as built from the records now (always fresh; ``build`` is what writes it to disk)."""
+    return build(leaderboard_dir, write=False)

@@ -1,0 +1,140 @@
+"""The ``validate``, ``submit`` and ``leaderboard`` sub-commands of ``m3svd`` (thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from m3svd.leaderboard.schema import LeaderboardError
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, found {text!r}")
+
+
+def cmd_validate(args) -> int:
+    from m3svd.leaderboard.validate import inspect
+
+    result = inspect(args.dir, args.protocol, args.root, args.dir_leaderboard)
+    for problem in result.problems:
+        print(problem)
+    if result.problems:
+        print(f"{args.dir}: {len(result.problems)} problem(s); not a valid submission", file=sys.stderr)
+        return 1
+    print(f"{args.dir}: valid submission for protocol {args.protocol} ({len(result.clips)} clip(s), "
+          f"{result.frames} frames)")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from m3svd.leaderboard.render import render
+    from m3svd.leaderboard.schema import Metadata, SubmissionError
+    from m3svd.leaderboard.submit import submit
+
+    metadata = Metadata(method=args.method, paper=args.paper, code=args.code, weights_sha256=args.weights_sha256,
+                        training_data=args.training_data, trained_on_m3svd_train=args.trained_on_m3svd_train)
+    try:
+        record = submit(args.dir, args.name, args.protocol, args.root, metadata, args.dir_leaderboard,
+                        log=lambda line: print(line, file=sys.stderr))
+    except SubmissionError as error:
+        if len(error.problems) > 1:
+            for problem in error.problems:
+                print(problem)
+        raise
+    print(f"submitted {record.id}: {record.path}")
+    from m3svd.leaderboard.build import build
+
+    table = build(args.dir_leaderboard, write=False)
+    print(render(table, "table", record.manifest["protocol"]["key"]))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from m3svd.leaderboard.build import build
+    from m3svd.leaderboard.render import load_reported, protocols_in, render, render_reported, write_site
+
+    folder = Path(args.dir_leaderboard)
+    if not folder.is_dir():
+        raise LeaderboardError(f"{folder}: no leaderboard folder (records from `m3svd submit` go to "
+                               f"{folder}/submissions/<id>/; pass --dir)")
+    if args.reported:
+        print(render_reported(load_reported(folder), args.format))
+        return 0
+    table = build(folder, write=args.action == "build")
+    if args.action == "build":
+        print(f"wrote {folder / 'leaderboard.parquet'}: {table['submission'].nunique()} submission(s), "
+              f"{table['protocol'].nunique()} protocol(s), {len(table)} rows", file=sys.stderr)
+    if args.protocol:
+        table = table[table["protocol"].isin(protocols_in(table, args.protocol))]
+    if args.html:
+        site = write_site(table, args.html, folder)
+        print(f"wrote {site / 'index.html'}", file=sys.stderr)
+    print(render(table, args.format, None))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Add ``validate``, ``submit`` and ``leaderboard`` to the ``m3svd`` sub-command parser ``sub``."""
+    from m3svd.leaderboard.render import FORMATS
+
+    def common(p, protocol_required=True):
+        p.add_argument("dir", type=Path, metavar="DIR", help="fused frames: DIR/<clip>/<frame>.png, one lossless "
+                       "image per frame of each clip, numbered from 0 or 1")
+        p.add_argument("--protocol", required=protocol_required, metavar="P",
+                       help="protocol id or .toml file (see `m3svd ls protocols`)")
+        p.add_argument("--root", type=Path, metavar="R", help="dataset folder, or the root holding it (default: "
+                       "$M3SVD_ROOT or the cache directory)")
+        p.add_argument("--dir", dest="dir_leaderboard", type=Path, default=Path("leaderboard"), metavar="LB",
+                       help="leaderboard folder whose submissions are checked for duplicates (default leaderboard)")
+
+    val = sub.add_parser(
+        "validate", help="check fused frames before submitting them",
+        description="Check that DIR is a fair submission for protocol P, without scoring it: every clip and frame "
+        "present and numbered, lossless, decodable, 8-bit, the clip's size, not a copy of an input stream (byte for "
+        "byte, or within one grey level; the stream is named), not a duplicate of a submission already in the "
+        "leaderboard. Every problem is printed on its own line naming its file. Exits 1 if there is any.",
+    )
+    common(val)
+    val.set_defaults(func=cmd_validate)
+
+    sm = sub.add_parser(
+        "submit", help="score fused frames and add a verified record to the leaderboard",
+        description="Validate DIR (as `m3svd validate`), recompute every metric of protocol P from the fused "
+        "frames with `m3svd evaluate --predictions` (reported numbers are never accepted), and write a record to "
+        "LB/submissions/<id>/: results.parquet, summary.parquet, run.json and manifest.json (hashes, versions, "
+        "provenance, the metadata below). Only runs on the protocol's complete data are accepted. Safe to run "
+        "from several processes at once.",
+    )
+    common(sm)
+    sm.add_argument("--name", required=True, metavar="N", help="the name shown in the leaderboard")
+    sm.add_argument("--method", metavar="NAME", help="the method's own name, if N differs (e.g. a variant)")
+    sm.add_argument("--paper", metavar="URL", help="paper link (http/https)")
+    sm.add_argument("--code", metavar="URL", help="code link (http/https), ideally at a commit")
+    sm.add_argument("--weights-sha256", metavar="H", help="sha256 of the weights that produced the frames")
+    sm.add_argument("--training-data", metavar="TEXT", help="what the method was trained on")
+    sm.add_argument("--trained-on-m3svd-train", type=_bool, metavar="true|false",
+                    help="whether training used the M3SVD train split")
+    sm.set_defaults(func=cmd_submit)
+
+    lb = sub.add_parser(
+        "leaderboard", help="show (or build) the verified leaderboard",
+        description="Rank the verified records in LB/submissions/ per protocol, with ↑/↓ per metric and a mean "
+        "rank, refusing to mix protocol files, metric conventions or metric versions in one ranking. `build` also "
+        "writes LB/leaderboard.parquet (long format). --html DIR writes a self-contained static site (sortable "
+        "tables, per-metric and per-clip charts, one page per method with its provenance). --reported shows the "
+        "numbers copied from papers instead, labelled, never ranked with verified rows.",
+    )
+    lb.add_argument("action", nargs="?", choices=("build",), help="write LB/leaderboard.parquet too")
+    lb.add_argument("--protocol", metavar="P", help="only this protocol (id or id@version)")
+    lb.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    lb.add_argument("--html", type=Path, metavar="DIR", help="also write the static site to DIR")
+    lb.add_argument("--reported", action="store_true", help="show the paper-reported table (not verified)")
+    lb.add_argument("--dir", dest="dir_leaderboard", type=Path, default=Path("leaderboard"), metavar="LB",
+                    help="leaderboard folder (default leaderboard)")
+    lb.set_defaults(func=cmd_leaderboard)

@@ -1,0 +1,84 @@
+"""Helpers shared by the leaderboard tests: a short protocol on the built-in sample, and fused-frame folders."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHORT = """
+id = "short-sample"
+version = "1"
+description = "{description}"
+[data]
+layouts = ["sample"]
+folders = ["sample"]
+clips = {clips}
+frames = [0, 4]
+variant = "clean"
+inputs = ["ir", "vi"]
+references = "clean"
+[metrics]
+convention = "m3svd"
+image = ["en", "sd", "nabf"]
+flow = "dis"
+"""
+
+
+def short_protocol(folder: Path, description: str = "four frames of the sample, three metrics; for tests",
+                   clips: str = '"all"', name: str = "short.toml") -> Path:
+    """Scores 4 of the sample's 32 frames on 3 metrics: a submission costs well under a second to score."""
+    path = Path(folder) / name
+    path.write_text(SHORT.format(description=description, clips=clips))
+    return path
+
+
+@lru_cache(maxsize=1)
+def sample_frames() -> tuple[np.ndarray, np.ndarray]:
+    from m3svd.data import open_dataset
+
+    clip = open_dataset("sample").select(variant="clean")[0]
+    return clip.frames(0, len(clip))
+
+
+def blend(weight: float) -> np.ndarray:
+    """A plausible fusion (weighted IR/VIS mix) that differs for every weight."""
+    ir, vi = sample_frames()
+    mixed = weight * ir[..., None].astype(np.float64) + (1 - weight) * vi.astype(np.float64)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def write_frames(folder: Path, frames: np.ndarray, clip: str = "sample", compression: int = 1) -> Path:
+    """``folder/<clip>/000000.png ...`` (RGB frames written as PNG); returns ``folder``."""
+    target = Path(folder) / clip
+    target.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(target / f"{i:06d}.png"), bgr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    return Path(folder)
+
+
+def submitter(writer: int, folders: list[str], protocol: str, leaderboard_dir: str, barrier, queue) -> None:
+    """One concurrent writer process: wait until every writer is ready, then submit each folder in turn.
+
+    Puts ``(writer, [(folder, "ok:<id>" | "refused:<first problem>")], error)`` on ``queue``; any exception other
+    than a refusal is sent back as ``error`` (it would be a loss).
+    """
+    import traceback
+
+    outcomes: list[tuple[str, str]] = []
+    try:
+        from m3svd.leaderboard import SubmissionError, submit
+
+        barrier.wait(timeout=120)
+        for folder in folders:
+            try:
+                record = submit(folder, f"writer {Path(folder).name}", protocol, leaderboard_dir=leaderboard_dir)
+                outcomes.append((folder, f"ok:{record.id}"))
+            except SubmissionError as error:
+                outcomes.append((folder, f"refused:{error.problems[0] if error.problems else error}"))
+        queue.put((writer, outcomes, None))
+    except BaseException:  # noqa: B036 - report everything to the parent, which fails the test
+        queue.put((writer, outcomes, traceback.format_exc()))
