@@ -81,6 +81,7 @@ class Metric:
     version: str = "1"
     kind: str = "image"
     description: str = ""
+    span: int = 1  # consecutive frames per value: 1 image metrics, 2 frame pairs, 3 triplets (temporal)
 
     @property
     def lower_better(self) -> bool:  # pyiqa's spelling
@@ -91,7 +92,8 @@ class Metric:
         return f"{self.name}@{self.convention}"
 
     def __call__(self, fused, ir=None, vi=None, sources: Sources | None = None) -> np.ndarray:
-        """Per-frame values, float64, shape ``(N,)``. Pass ``sources`` to reuse source statistics."""
+        """Per-frame values, float64, shape ``(N,)`` (``(N - span + 1,)``: one per pair or triplet for temporal
+        metrics). Pass ``sources`` to reuse source statistics."""
         if sources is None:
             if ir is None or vi is None:
                 raise MetricError(f"{self.id}: needs the IR and VIS sources (or a Sources object)")
@@ -99,7 +101,9 @@ class Metric:
         fused = _batch("fused", fused, grey_or_rgb=True)
         if fused.shape[:3] != sources.ir.shape[:3]:
             raise MetricError(f"{self.id}: fused frames {fused.shape} do not match sources {sources.ir.shape}")
-        values = np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused))
+        if len(fused) < self.span:
+            raise MetricError(f"{self.id}: needs at least {self.span} consecutive frames, found {len(fused)}")
+        values = np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused) - self.span + 1)
         if not np.isfinite(values).all():
             bad = int(np.flatnonzero(~np.isfinite(values))[0])
             raise MetricUndefined(f"{self.id}: undefined on frame {bad} (e.g. a constant image); value {values[bad]}",

@@ -1,0 +1,77 @@
+"""Local network weights: found by path, environment or cache folder, never downloaded, always hashed.
+
+Deep flow networks and the feaCD backbone need weights that no package index ships. They are looked up, in this
+order, at an explicit ``path``, at ``$<ENV>`` (a file), in ``$M3SVD_WEIGHTS`` (a folder), in
+``<default_root()>/weights`` and in torch's hub cache (``$TORCH_HOME/hub/checkpoints``, where torchvision keeps a
+file it once downloaded). A miss is one line naming the file and every place looked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from m3svd.errors import M3SVDError
+from m3svd.paths import default_root
+
+
+class WeightsMissing(M3SVDError, FileNotFoundError):
+    """Weights a metric or flow estimator needs are not on this machine (the message names the file)."""
+
+
+def search_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("M3SVD_WEIGHTS"):
+        dirs.append(Path(os.environ["M3SVD_WEIGHTS"]).expanduser())
+    dirs.append(default_root() / "weights")
+    torch_home = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
+    dirs.append(Path(torch_home).expanduser() / "hub" / "checkpoints")
+    return dirs
+
+
+def find_weights(filename: str, what: str, path: str | Path | None = None, env: str | None = None,
+                 url: str | None = None) -> Path:
+    """The weights file for ``what`` (e.g. "ResNet-18 ImageNet"), or :class:`WeightsMissing` in one line."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p
+        raise WeightsMissing(f"{what} weights not found: {p} (no such file)")
+    if env and os.environ.get(env):
+        p = Path(os.environ[env]).expanduser()
+        if p.is_file():
+            return p
+        raise WeightsMissing(f"{what} weights not found: {p} (from ${env}; no such file)")
+    looked = [d / filename for d in search_dirs()]
+    for p in looked:
+        if p.is_file():
+            return p
+    hint = f"; fetch {url} once and pass its path" if url else "; pass its path"
+    hint += f" or set ${env}" if env else ""
+    raise WeightsMissing(f"{what} weights not found: {filename} (looked in {', '.join(str(p.parent) for p in looked)})"
+                         + hint)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_state_dict(path: Path, what: str) -> dict:
+    """A plain ``state_dict`` from ``torch.save`` output (unwrapping ``{"state_dict": …}``/``{"model": …}``)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line message
+        raise WeightsMissing(f"{what} weights unreadable: {path} ({type(error).__name__}: {error})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise WeightsMissing(f"{what} weights: {path} holds {type(state).__name__}, expected a state_dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}
