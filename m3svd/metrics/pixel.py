@@ -353,3 +353,197 @@ def qabf_combine(sobel_a, sobel_b, sobel_f, equal_is_one: bool = False) -> np.nd
     q_bf = qabf_edge_preservation(gb, ab, gf, af, equal_is_one)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (q_af * ga + q_bf * gb).sum(axis=(1, 2)) / (ga + gb).sum(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------------------------- VIFF (Han et al.)
+
+VIFF_SIGMA_NSQ = 0.005 * 255 * 255  # Han et al.'s visual noise on 0–255 data (VIFF_Public.m)
+VIFF_C = 1e-7
+VIFF_WEIGHTS = (1 / 2.15, 0.0, 0.15 / 2.15, 1 / 2.15)
+
+
+def vif_pyramid(x: np.ndarray) -> list[tuple]:
+    """The four-scale (plane, μ, σ² ≥ 0) pyramid that VIFp and VIFF share (LIVE ``vifp_mscale`` filtering)."""
+    return _vif_pyramid(x)
+
+
+def viff_maps(reference: list[tuple], pyramid: list[tuple], sigma_nsq: float = VIFF_SIGMA_NSQ) -> list[tuple]:
+    """Per scale ``(g, VID, VIND)`` maps of Han's ``ComVidVindG``: the VIFp machinery kept per pixel.
+
+    ``reference`` and ``pyramid`` are :func:`vif_pyramid` (or :func:`vifp_reference`) outputs of a source and of
+    the fused planes; the clipping rules are LIVE's (see :func:`vifp_terms`), g is the gain after clipping.
+    """
+    out = []
+    for taps, (ref, mu1, s1, *_), (d, mu2, s2) in zip(_vif_taps(), reference, pyramid, strict=True):
+        s12 = correlate_valid(ref * d, taps) - mu1 * mu2
+        g = s12 / (s1 + VIF_EPS)
+        valid = (s1 >= VIF_EPS) & (s2 >= VIF_EPS) & (g >= 0)
+        g[~valid] = 0.0
+        sv = np.maximum(s2 - g * s12, VIF_EPS)
+        s1_used = np.where(s1 < VIF_EPS, 0.0, s1)
+        vid = np.log10(1.0 + g * g * s1_used / (sv + sigma_nsq))
+        vind = np.log10(1.0 + s1_used / sigma_nsq)
+        out.append((g, vid, vind))
+    return out
+
+
+def viff_combine(maps_a: list[tuple], maps_b: list[tuple], weights=VIFF_WEIGHTS, c: float = VIFF_C) -> np.ndarray:
+    """VIFF = Σ_s p_s Σ(VID_sel + C)/Σ(VIND_sel + C) per plane; at each pixel the source with the smaller gain g
+    is selected (ties take ``maps_b``), as ``VIFF_Public.m`` does. Defined everywhere (C > 0): 1 on flat input."""
+    total = 0.0
+    for p, (g1, vid1, vind1), (g2, vid2, vind2) in zip(weights, maps_a, maps_b, strict=True):
+        first = g1 < g2
+        vid = np.where(first, vid1, vid2) + c
+        vind = np.where(first, vind1, vind2) + c
+        total = total + p * (vid.sum(axis=(-2, -1)) / vind.sum(axis=(-2, -1)))
+    return total
+
+
+# --------------------------------------------------------------------------------------------- MS-SSIM (Wang)
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def halve_2x2(x: np.ndarray) -> np.ndarray:
+    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then ``x(1:2:end, 1:2:end)`` on ``M×H×W`` planes: 2×2 block
+    means, the last row/column repeated for odd sizes (Wang's ``msssim.m`` and Ma's MEF-MS-SSIM)."""
+    p = np.pad(x, ((0, 0), (0, 1), (0, 1)), mode="edge")
+    return (p[:, :-1:2, :-1:2] + p[:, 1::2, :-1:2] + p[:, :-1:2, 1::2] + p[:, 1::2, 1::2]) * 0.25
+
+
+def ms_ssim_pyramid(x: np.ndarray, taps: np.ndarray, levels: int = len(MS_SSIM_WEIGHTS)) -> list[tuple]:
+    """Per scale ``(plane, (μ, σ²))`` with 'valid' windows, ``M×H×W`` float64 (one side of :func:`ms_ssim_combine`,
+    memoisable for a source)."""
+    out = []
+    x = _planes(x)
+    for level in range(levels):
+        if level:
+            x = halve_2x2(x)
+        out.append((x, ssim_moments(x, taps, valid=True)))
+    return out
+
+
+def ms_ssim_min_size(taps: np.ndarray, levels: int = len(MS_SSIM_WEIGHTS)) -> int:
+    """Smallest side whose coarsest scale (sizes halved with ceil) still holds one full window."""
+    side = len(taps)
+    for _ in range(levels - 1):
+        side = 2 * side - 1
+    return side
+
+
+def ms_ssim_combine(ref: list[tuple], dist: list[tuple], taps, c1: float, c2: float,
+                    weights=MS_SSIM_WEIGHTS) -> np.ndarray:
+    """Wang's MS-SSIM Π_{j<J} mcs_j^{w_j} · mssim_J^{w_J} per plane (mcs: mean contrast-structure map, mssim: mean
+    SSIM map at the coarsest scale). Negative means are clipped at 0 (MATLAB would return a complex number)."""
+    total = 1.0
+    last = len(weights) - 1
+    for level, (w, (x, (mx, vx)), (y, (my, vy))) in enumerate(zip(weights, ref, dist, strict=True)):
+        cxy = correlate_valid(x * y, taps) - mx * my
+        cs = (2 * cxy + c2) / (vx + vy + c2)
+        if level == last:
+            cs *= (2 * mx * my + c1) / (mx * mx + my * my + c1)
+        total = total * np.maximum(cs.mean(axis=(-2, -1)), 0.0) ** w
+    return total
+
+
+# --------------------------------------------------------------------------------------------- FMI (Haghighat)
+
+FMI_CHUNK = 1 << 14  # windows per vectorised step (each needs a 9×9 joint pdf)
+
+
+def matlab_sobel_edges(x: np.ndarray) -> np.ndarray:
+    """MATLAB ``edge(x)`` with its defaults (Sobel, automatic threshold, thinning) on one 2-D float64 image → 0/1.
+
+    Gradients by correlation with ``fspecial('sobel')/8`` (and its transpose) with replicate padding; b = bx² + by²;
+    cutoff = 4·mean(b); a pixel is an edge where b > cutoff and it is a horizontal maximum of b with |bx| ≥ |by|
+    (or a vertical one with |by| ≥ |bx|), comparisons ``b(left) ≤ b < b(right)``-style as in MATLAB's thinning.
+    Read from MATLAB's code; not verified against MATLAB output (no golden values exist).
+    """
+    p = np.pad(np.asarray(x, dtype=np.float64), 1, mode="edge")
+    cols = p[:-2] + 2 * p[1:-1] + p[2:]  # vertical [1 2 1] smoothing, (H)×(W+2)
+    rows = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]  # horizontal [1 2 1] smoothing, (H+2)×W
+    bx = (cols[:, :-2] - cols[:, 2:]) * 0.125
+    by = (rows[:-2] - rows[2:]) * 0.125
+    b = bx * bx + by * by
+    cutoff = 4 * b.sum() / b.size
+    ax, ay = np.abs(bx), np.abs(by)
+    tol = 100 * EPS
+    left = np.ones_like(b, dtype=bool)
+    right = np.ones_like(left)
+    up = np.ones_like(left)
+    down = np.ones_like(left)
+    left[:, 1:] = b[:, :-1] <= b[:, 1:]
+    right[:, :-1] = b[:, :-1] > b[:, 1:]
+    up[1:] = b[:-1] <= b[1:]
+    down[:-1] = b[:-1] > b[1:]
+    e = (b > cutoff) & (((ax >= ay - tol) & left & right) | ((ay >= ax - tol) & up & down))
+    return e.astype(np.float64)
+
+
+def fmi_windows(x: np.ndarray, w: int = 3) -> np.ndarray:
+    """All w×w 'valid' windows of a 2-D feature image as rows of ``K×w²``, each flattened column-major (MATLAB
+    ``sub(:)``: the order fixes the cdfs), windows in row-major order of their centres."""
+    v = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float64), (w, w))
+    return np.ascontiguousarray(v.swapaxes(-1, -2)).reshape(-1, w * w)
+
+
+def fmi_normalise(sub: np.ndarray) -> np.ndarray:
+    """Per window min–max to [0, 1]; a flat window becomes all ones (``fmi.m``)."""
+    lo = sub.min(axis=1, keepdims=True)
+    hi = sub.max(axis=1, keepdims=True)
+    flat = hi == lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (sub - lo) / (hi - lo)
+    return np.where(flat, 1.0, out)
+
+
+def _entropy_rows(p: np.ndarray) -> np.ndarray:
+    logp = np.log2(np.abs(p), out=np.zeros_like(p), where=p != 0)
+    return -(p * logp).sum(axis=-1)
+
+
+def _fmi_chunk(a: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Fast-FMI of normalised windows ``a``, ``f`` (K×l): 2·MI/(H_a + H_f) with Nelsen's joint pdf, 0 if MI = 0."""
+    k, n = a.shape
+    pa = a / a.sum(axis=1, keepdims=True)
+    pf = f / f.sum(axis=1, keepdims=True)
+    ca, cf = np.cumsum(pa, axis=1), np.cumsum(pf, axis=1)
+    ta = pa - pa.mean(axis=1, keepdims=True)
+    tf = pf - pf.mean(axis=1, keepdims=True)
+    num = (ta * tf).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(num == 0, 0.0, num / np.sqrt((ta * ta).sum(axis=1) * (tf * tf).sum(axis=1)))
+    idx = np.arange(1, n + 1, dtype=np.float64)
+    sd_a = np.sqrt(np.maximum((idx * idx * pa).sum(axis=1) - (idx * pa).sum(axis=1) ** 2, 0.0))
+    sd_f = np.sqrt(np.maximum((idx * idx * pf).sum(axis=1) - (idx * pf).sum(axis=1) ** 2, 0.0))
+    fi, aj = cf[:, :, None], ca[:, None, :]  # [window, i (fused), j (source)]
+    upper = c >= 0
+    # Fréchet bounds: min(F_f, F_a) for c ≥ 0, max(F_f + F_a − 1, 0) for c < 0, in fmi.m's arithmetic
+    bound = np.where(upper[:, None, None], 0.5 * (fi + aj - np.abs(fi - aj)),
+                     0.5 * (fi + aj - 1 + np.abs(fi + aj - 1)))
+    cov = (bound - fi * aj).sum(axis=(1, 2))
+    sds = sd_a * sd_f
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = c / (cov / sds)
+    weight = np.where((sds == 0) | (upper & (c == 0)), 0.0, weight)
+    padded = np.zeros((k, n + 1, n + 1))
+    padded[:, 1:, 1:] = bound
+    step = padded[:, 1:, 1:] - padded[:, :-1, 1:] - padded[:, 1:, :-1] + padded[:, :-1, :-1]
+    wgt = weight[:, None, None]
+    jpdf = wgt * step + (1 - wgt) * (pf[:, :, None] * pa[:, None, :])
+    h_joint = _entropy_rows(jpdf.reshape(k, -1))  # real(−p log2 p): |p| inside the log for negative p
+    h_a, h_f = _entropy_rows(pa), _entropy_rows(pf)
+    mi = h_a + h_f - h_joint
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mi == 0, 0.0, 2 * mi / (h_a + h_f))
+
+
+def fmi_values(src: np.ndarray, fused: np.ndarray, equal: np.ndarray) -> np.ndarray:
+    """Per-window fmi of raw windows ``src`` and ``fused`` (``K×l`` from :func:`fmi_windows`): 1 where ``equal``
+    (the caller's window-equality test), else :func:`_fmi_chunk` of the normalised windows."""
+    out = np.ones(len(src))
+    todo = np.flatnonzero(~equal)
+    for start in range(0, len(todo), FMI_CHUNK):
+        sel = todo[start:start + FMI_CHUNK]
+        out[sel] = _fmi_chunk(fmi_normalise(src[sel]), fmi_normalise(fused[sel]))
+    return out

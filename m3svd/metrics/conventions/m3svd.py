@@ -10,17 +10,39 @@ Reader: grey = BT.601 weights (0.299, 0.587, 0.114) in float64, rounded to ``uin
 
 Unchanged from ``tang`` (equal on equal grey input): en, sd, sf, mse, cc, scd, vif, mef_ms_ssim.
 Fixed: mi (no 254/255 saturation), psnr (no +48.13 dB), ssim (C1, C2 for L = 255), nabf (fused image in its
-place), qabf (strength ratio 1 where g_source = g_F), ag (mean over the M·N pixels it sums).
+place), qabf (strength ratio 1 where g_source = g_F), ag (mean over the M·N pixels it sums), fmi_pixel / fmi_edge /
+fmi_dct (pixel features under the pixel name; each window compared with the raw fused window).
+
+Not in Tang's toolbox, defined here on the same grey frames (the lineage that has them named in each
+description): ce, ei, qcb, qcv (VIFB), rmse (√ of this convention's MSE, not VIFB's norm), nmi (Hossny, MEFB),
+viff (Han et al., MEFB's "VIF"), ms_ssim (Wang's 5-scale MS-SSIM, not Tang's "MS_SSIM").
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from m3svd.data.frames import BT601
 from m3svd.metrics import register
-from m3svd.metrics.base import Metric
+from m3svd.metrics.base import Metric, MetricError
 from m3svd.metrics.conventions import tang as T
+from m3svd.metrics.conventions import vifb as V
+from m3svd.metrics.pixel import (
+    entropy_bits,
+    entropy_mi,
+    gaussian_window,
+    hist256,
+    ms_ssim_combine,
+    ms_ssim_min_size,
+    ms_ssim_pyramid,
+    sobel3,
+    vif_pyramid,
+    viff_combine,
+    viff_maps,
+    vifp_reference,
+)
 
 CONVENTION = "m3svd"
 
@@ -33,6 +55,77 @@ def bt601_grey(frames: np.ndarray) -> np.ndarray:
 
 
 M3SVD = T.Reader(CONVENTION, bt601_grey)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# metrics Tang's toolbox does not have, on this convention's grey frames
+def _pair_memo(sources, name: str, fn):
+    """``(fn(IR), fn(VI))`` on the uint8 grey sources, once per :class:`Sources`."""
+    ir, vi = M3SVD.sources(sources)
+    return M3SVD.memo(sources, name, lambda: (fn(ir), fn(vi)))
+
+
+def ce(sources, fused):
+    """(CE(IR,F) + CE(VI,F))/2, VIFB's cross entropy: 256-bin KL in bits, bins empty in either image skipped."""
+    h_ir, h_vi = _pair_memo(sources, "hist256", hist256)
+    h_f = hist256(M3SVD.grey(fused))
+    return (V.cross_entropy_bits(h_ir, h_f) + V.cross_entropy_bits(h_vi, h_f)) / 2
+
+
+def ei(sources, fused):
+    gx, gy = sobel3(T.f64(M3SVD.grey(fused)), "replicate")
+    return np.sqrt(gx * gx + gy * gy).mean(axis=(1, 2))
+
+
+_MSE = T.compute_mse(M3SVD)
+
+
+def rmse(sources, fused):
+    return np.sqrt(_MSE(sources, fused))
+
+
+def qcb(sources, fused):
+    c_ir, c_vi = _pair_memo(sources, "qcb_contrast", V.qcb_contrast)
+    return V.qcb_combine(c_ir, c_vi, V.qcb_contrast(M3SVD.grey(fused)))
+
+
+def qcv(sources, fused):
+    return V.qcv_combine(list(_pair_memo(sources, "qcv_source", V.qcv_source)), M3SVD.grey(fused))
+
+
+def nmi(sources, fused):
+    """Hossny's NMI 2·[MI(IR,F)/(H(IR)+H(F)) + MI(VI,F)/(H(VI)+H(F))], bits, full joint histogram."""
+    ir, vi = M3SVD.sources(sources)
+    h_ir, h_vi = M3SVD.memo(sources, "entropy", lambda: (entropy_bits(ir), entropy_bits(vi)))
+    f = M3SVD.grey(fused)
+    h_f = entropy_bits(f)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * (entropy_mi(f, ir, np.log2, False, h_f, h_ir) / (h_ir + h_f)
+                    + entropy_mi(f, vi, np.log2, False, h_f, h_vi) / (h_vi + h_f))
+
+
+MS_SSIM_TAPS = gaussian_window(11, 1.5)
+MS_SSIM_LEAST = ms_ssim_min_size(MS_SSIM_TAPS)
+_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+
+def ms_ssim(sources, fused):
+    """(MS-SSIM(F,IR) + MS-SSIM(F,VI))/2, Wang et al. 2003: 5 scales, 'valid' Gaussian 11/1.5, L = 255."""
+    if min(fused.shape[1:3]) < MS_SSIM_LEAST:
+        raise MetricError(f"ms_ssim@{CONVENTION}: frames {fused.shape[1]}×{fused.shape[2]} are too small for 5 "
+                          f"scales of 11×11 windows (need ≥ {MS_SSIM_LEAST} px on the shorter side)")
+    refs = _pair_memo(sources, "ms_ssim_pyramid", lambda x: ms_ssim_pyramid(T.f64(x), MS_SSIM_TAPS))
+    f = ms_ssim_pyramid(T.f64(M3SVD.grey(fused)), MS_SSIM_TAPS)
+    return sum(0.5 * ms_ssim_combine(f, ref, MS_SSIM_TAPS, _C1, _C2) for ref in refs)
+
+
+def viff(sources, fused):
+    """Han et al.'s VIFF(IR, VI; F) on the grey frames (VIFF_Public.m with Im1 = IR, Im2 = VI)."""
+    ir, vi = M3SVD.sources(sources)
+    refs = M3SVD.memo(sources, "vif_reference", lambda: (vifp_reference(T.f64(ir)), vifp_reference(T.f64(vi))))
+    pyramid = vif_pyramid(T.f64(M3SVD.grey(fused)))
+    return viff_combine(viff_maps(refs[0], pyramid), viff_maps(refs[1], pyramid))
+
 _BASE = "M3SVD convention (Tang toolbox definitions, bugs fixed) on BT.601 float64 grey frames"
 
 _METRICS = [
@@ -69,6 +162,44 @@ _METRICS = [
     ("mef_ms_ssim", T.compute_mef_ms_ssim(M3SVD), True, (0.0, 1.0),
      "MEF-MS-SSIM (Ma, Zeng, Wang 2015) of F against the stack (IR, VI), 3 scales, K = 0.03 - the metric "
      "Tang's toolbox reports as 'MS_SSIM' (renamed: it is not Wang's MS-SSIM)."),
+    ("fmi_pixel", T.compute_fmi(M3SVD, "none", reuse_normalised=False), True, (0.0, 1.0),
+     "Fast-FMI (Haghighat & Razian 2014) of IR and VI against F over 3x3 windows of the grey pixels, "
+     "(fmi_IR + fmi_VI)/2 per window, mean over windows. Fix: Tang's 'FMI_pixel' calls analysis_fmi with its "
+     "default feature, MATLAB edge() maps (that value is fmi_edge here); and fmi.m tests the VI window for "
+     "equality against F's already normalised window, so an F window equal to VI's scores 0 instead of 1 "
+     "whenever IR's differs - here both tests use the raw windows."),
+    ("fmi_edge", T.compute_fmi(M3SVD, "edge", reuse_normalised=False), True, (0.0, 1.0),
+     "Fast-FMI over 3x3 windows of MATLAB edge() maps (Sobel, automatic threshold, thinning): what Tang reports "
+     "as 'FMI_pixel'. Fix: the VI equality test uses F's raw window (fmi.m compares it with the normalised one, "
+     "scoring edge-free windows equal in F and VI as 0 wherever IR has an edge)."),
+    ("fmi_dct", T.compute_fmi(M3SVD, "dct", reuse_normalised=False), True, (0.0, 1.0),
+     "Fast-FMI over 3x3 windows of the whole-frame orthonormal DCT-II (dct2), Tang's 'FMI_dct'. Fix: the VI "
+     "equality test uses F's raw window, as for fmi_pixel."),
+    ("ce", ce, False, (-math.inf, math.inf),
+     "(CE(IR,F)+CE(VI,F))/2, VIFB's cross entropy: KL divergence in bits of the 256-bin uint8 histograms, bins "
+     "empty in either image skipped (kept: the true KL is infinite when F lacks a level; with the skip it can "
+     "even be negative)."),
+    ("ei", ei, True, (0.0, math.inf), "Edge intensity (VIFB): mean Sobel magnitude of F, replicate border."),
+    ("rmse", rmse, False, (0.0, 1.0),
+     "sqrt of this convention's mse on [0,1]: sqrt((MSE(IR,F)+MSE(VI,F))/2), so psnr = -20*log10(rmse). Fix: "
+     "VIFB's 'RMSE' is (||VI-F|| + ||IR-F||)/(2MN), a Frobenius norm over the pixel count, not a root mean square."),
+    ("qcb", qcb, True, (0.0, 1.0),
+     "Chen-Blum Qcb as VIFB computes it (normalize1, freqspace DoG CSF, unnormalised 31x31 Gaussians, zero "
+     "padding), on the grey frames."),
+    ("qcv", qcv, False, (0.0, math.inf),
+     "Chen-Varshney Qcv as VIFB computes it (normalize1, Mannos-Sakrison CSF, 16x16 zero-padded blocks, "
+     "alpha = 5), on the grey frames."),
+    ("nmi", nmi, True, (0.0, 2.0),
+     "Hossny's normalised MI (MEFB metricsNMI): 2*[MI(IR,F)/(H(IR)+H(F)) + MI(VI,F)/(H(VI)+H(F))], bits, full "
+     "256x256 joint histogram of the uint8 grey (MEFB's normalize1 is injective on uint8 and changes nothing)."),
+    ("viff", viff, True, (0.0, math.inf),
+     "VIFF (Han, Cai, Cao, Xu 2013; MEFB's 'VIF'): the 4-scale VIFp filtering with visual noise 0.005*255^2, "
+     "per pixel the source with the smaller gain g (ties: VI), sum(VID+1e-7)/sum(VIND+1e-7) per scale, weights "
+     "[1, 0, 0.15, 1]/2.15. Grey frames instead of Han's CIELAB L* for colour. A distinct metric from vif (VIFp)."),
+    ("ms_ssim", ms_ssim, True, (0.0, 1.0),
+     "(MS-SSIM(F,IR)+MS-SSIM(F,VI))/2, Wang, Simoncelli, Bovik 2003: 5 scales, weights 0.0448/0.2856/0.3001/"
+     "0.2363/0.1333, Gaussian 11x11 sigma 1.5 'valid', L = 255, 2x2 mean + decimation between scales (msssim.m). "
+     "Fix: a negative per-scale mean is clipped at 0 (MATLAB's power would be complex). Needs >= 161 px."),
 ]
 
 for _name, _compute, _hib, _range, _desc in _METRICS:

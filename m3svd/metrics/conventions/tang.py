@@ -31,9 +31,13 @@ Nabf          nabf           Shreyamsha Kumar's Nabf called as ``analysis_nabf(I
                              plays the fused image (argument-order bug, reproduced)
 MS_SSIM       mef_ms_ssim    MEF-MS-SSIM (Ma, Zeng, Wang 2015) of F against the stack (IR, VI), 3 scales —
                              not Wang's MS-SSIM, hence the name
+FMI_pixel     fmi_pixel      fast-FMI (Haghighat & Razian 2014) over 3×3 windows of MATLAB ``edge()`` maps:
+                             ``analysis_fmi``'s default feature is 'edge' although the name says pixel
+FMI_dct       fmi_dct        fast-FMI over 3×3 windows of ``dct2`` of the whole frame
 ============  =============  ====================================================================
 
-Not implemented: FMI_pixel / FMI_dct / FMI_w (not in the golden file; FMI_pixel needs MATLAB ``edge()``).
+(FMI rows are not in the golden file: no reference values; ``edge()`` is ported from MATLAB's code.)
+Not implemented: FMI_w (one-level ``dwt2(…, 'dmey')``: the discrete Meyer filter bank is not a dependency).
 
 Shared building blocks (Gaussian filtering, SSIM, VIFp, histograms/MI, Sobel/Qabf, corr2, SF) come from
 :mod:`m3svd.metrics.pixel`; the Tang-only helpers here (``matlab_rgb2gray``, ``box_sum_valid``,
@@ -48,6 +52,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from scipy import fft as sfft
 
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, MetricError, Sources
@@ -55,7 +60,11 @@ from m3svd.metrics.pixel import (
     correlate_valid,
     entropy_bits,
     entropy_mi,
+    fmi_normalise,
+    fmi_values,
+    fmi_windows,
     gaussian_window,
+    matlab_sobel_edges,
     pearson,
     qabf_combine,
     sobel_strength_angle,
@@ -441,6 +450,47 @@ def compute_mef_ms_ssim(reader: Reader):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# FMI (Haghighat & Razian's fast-FMI, ``analysis_fmi.m``: 3×3 'valid' windows, a = IR, b = VI)
+def fmi_feature(kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The feature image of one 2-D 0–255 float64 frame: ``"none"`` (pixels), ``"edge"`` (MATLAB ``edge()``, the
+    toolbox default), ``"dct"`` (``dct2``, orthonormal DCT-II of the whole frame)."""
+    return {"none": lambda x: x, "edge": matlab_sobel_edges,
+            "dct": lambda x: sfft.dctn(x, type=2, norm="ortho")}[kind]
+
+
+def fmi_score(a: np.ndarray, b: np.ndarray, f: np.ndarray, reuse_normalised: bool) -> float:
+    """mean over windows of (fmi_AF + fmi_BF)/2 from :func:`m3svd.metrics.pixel.fmi_windows` rows.
+
+    ``reuse_normalised`` is ``fmi.m``'s quirk: when the A and F windows differ, F's window is min–max normalised in
+    place before the B test ``if bSub == fSub``, so an F window equal to B's (e.g. both edge-free) scores 0, not 1.
+    """
+    eq_af = (a == f).all(axis=1)
+    if reuse_normalised:
+        eq_bf = (b == f).all(axis=1)
+        rest = ~eq_af
+        eq_bf[rest] = (b[rest] == fmi_normalise(f[rest])).all(axis=1)
+    else:
+        eq_bf = (b == f).all(axis=1)
+    return float(np.mean((fmi_values(a, f, eq_af) + fmi_values(b, f, eq_bf)) / 2))
+
+
+def compute_fmi(reader: Reader, kind: str, reuse_normalised: bool):
+    feature = fmi_feature(kind)
+
+    def windows(x: np.ndarray) -> np.ndarray:
+        return fmi_windows(feature(x))
+
+    def compute(sources, fused):
+        if min(fused.shape[1:3]) < 3:
+            raise MetricError(f"fmi@{reader.convention}: frames {fused.shape[1]}×{fused.shape[2]} hold no 3×3 window")
+        pairs = _source_pairs(reader, sources, f"fmi_{kind}_windows", windows)
+        f = f64(_fused(reader, fused))
+        return np.array([fmi_score(a, b, windows(x), reuse_normalised) for (a, b), x in zip(pairs, f, strict=True)])
+
+    return compute
+
+
+# ---------------------------------------------------------------------------------------------------------
 # registration
 INF = float("inf")
 SF_MAX = 255 * math.sqrt(2)
@@ -472,6 +522,13 @@ _METRICS = [
     ("mef_ms_ssim", compute_mef_ms_ssim(TANG), True, (0.0, 1.0),
      "Tang's 'MS_SSIM': MEF-MS-SSIM (Ma, Zeng, Wang 2015) of F against the stack (IR, VI), 3 scales, "
      "K = 0.03 - not Wang's MS-SSIM."),
+    ("fmi_pixel", compute_fmi(TANG, "edge", reuse_normalised=True), True, (0.0, 1.0),
+     "Tang's 'FMI_pixel': fast-FMI (Haghighat) of IR and VI against F over 3x3 windows, on MATLAB edge() maps - "
+     "analysis_fmi's default feature is 'edge', not pixels (kept); F's window is normalised before the VI equality "
+     "test (kept). edge() is ported from MATLAB's code, not checked against MATLAB output."),
+    ("fmi_dct", compute_fmi(TANG, "dct", reuse_normalised=True), True, (0.0, 1.0),
+     "Tang's 'FMI_dct': fast-FMI over 3x3 windows of the whole-frame dct2 coefficients; F's window is "
+     "normalised before the VI equality test (kept)."),
 ]
 
 for _name, _compute, _hib, _range, _desc in _METRICS:

@@ -349,6 +349,11 @@ def _qcb(sources: Sources, p: Plane) -> np.ndarray:
     c_f = _qcb_contrast(p.f)
     c_a = p.src(sources, "vi", "qcb_contrast", _qcb_contrast)
     c_b = p.src(sources, "ir", "qcb_contrast", _qcb_contrast)
+    return qcb_combine(c_a, c_b, c_f)
+
+
+def qcb_combine(c_a: np.ndarray, c_b: np.ndarray, c_f: np.ndarray) -> np.ndarray:
+    """mean(λ_A Q_AF + λ_B Q_BF), Q the min/max ratio of C′, λ_A = C′_A²/(C′_A² + C′_B²); NaN where both are 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         q_af = np.where(c_a < c_f, c_a / c_f, c_f / c_a)
         q_bf = np.where(c_b < c_f, c_b / c_f, c_f / c_b)
@@ -387,19 +392,29 @@ def _qcv_source(x: np.ndarray):
 
 def _qcv(sources: Sources, p: Plane) -> np.ndarray:
     """metricsQcv (Chen–Varshney): Σ(λ_A D_A + λ_B D_B)/Σ(λ_A + λ_B), D the CSF-filtered block MSE. Lower is better."""
-    h, w = p.f.shape[1:]
-    spec_f = _rfft2(normalize1(_f64(p.f)))
+    return qcv_combine([p.src(sources, which, "qcv_source", _qcv_source) for which in ("vi", "ir")], p.f)
+
+
+def qcv_combine(source_terms: list, fused: np.ndarray) -> np.ndarray:
+    """Σ(λ_S D_S)/Σλ_S over the sources' :func:`qcv_source` terms (saliency, spectrum) and uint8 fused planes."""
+    h, w = fused.shape[1:]
+    spec_f = _rfft2(normalize1(_f64(fused)))
     csf = _qcv_csf(h, w)
-    num = np.zeros(len(p.f))
-    den = np.zeros(len(p.f))
-    for which in ("vi", "ir"):
-        saliency, spec_s = p.src(sources, which, "qcv_source", _qcv_source)
+    num = np.zeros(len(fused))
+    den = np.zeros(len(fused))
+    for saliency, spec_s in source_terms:
         diff = _irfft2((spec_s - spec_f) * csf, (h, w))
         distortion = block_sum(diff * diff, QCV_BLOCK) / (QCV_BLOCK * QCV_BLOCK)
         num += (saliency * distortion).sum(axis=(1, 2))
         den += saliency.sum(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         return num / den
+
+
+# Public names for the building blocks the ``m3svd`` convention reuses on its grey frames.
+cross_entropy_bits = _ce_one
+qcb_contrast = _qcb_contrast
+qcv_source = _qcv_source
 
 
 # --------------------------------------------------------------------------------------------------------------
