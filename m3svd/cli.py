@@ -220,12 +220,17 @@ def cmd_evaluate(args) -> int:
     label = args.method or args.name
     out = args.out or Path("m3svd-results") / label / protocol.id
     progress = not args.no_progress and sys.stderr.isatty()
+    flow_cache = False if args.no_flow_cache else args.flow_cache
     run = evaluate(protocol, out, method=spec, predictions=args.predictions, name=args.name, root=args.root,
-                   workers=args.workers, executor=args.executor, ray_address=args.ray_address, progress=progress,
-                   log=lambda line: print(line, file=sys.stderr))
+                   workers=args.workers, executor=args.executor, ray_address=args.ray_address, flow_cache=flow_cache,
+                   progress=progress, log=lambda line: print(line, file=sys.stderr))
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
           f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
-    print(format_summary(run.summary, list(protocol.image_metrics)))
+    temporal = run.summary["metric"].isin(protocol.temporal_metrics)
+    print(format_summary(run.summary[~temporal], list(protocol.image_metrics)))
+    if temporal.any():
+        print(f"temporal (flow {run.results['flow_estimator'].iloc[0]}; one value per frame pair or triplet):")
+        print(format_summary(run.summary[temporal], list(protocol.temporal_metrics)))
     print(f"results: {run.out / 'results.parquet'}  summary: {run.out / 'summary.parquet'}")
     return 0
 
@@ -365,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--executor", choices=("local", "ray"), default="local",
                     help="local processes (default) or Ray tasks, one per clip (the `distributed` extra)")
     ev.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (default: start a local one)")
+    ev.add_argument("--flow-cache", type=Path, metavar="DIR", help="where source-video flows for the temporal "
+                    "metrics are kept, shared by every method and run (default: ROOT/cache/flow)")
+    ev.add_argument("--no-flow-cache", action="store_true", help="keep source flows in memory only")
     ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

@@ -72,6 +72,7 @@ class Job:
     predictions: str | None = None
     name: str | None = None  # the results' method name for predictions
     progress: bool = False
+    flow_cache: str | None = None  # source-flow cache folder; None: flows kept in memory only
 
 
 @dataclass
@@ -175,13 +176,18 @@ def _predicted_frames(job: Job, clip: Clip, start: int, stop: int) -> Callable[[
     if not folder.is_dir():
         raise EvaluationError(f"{folder}: no fused frames for clip {clip.name} (expected one image per frame)")
     files = list_images(folder)
-    if len(files) != len(clip):
-        raise EvaluationError(f"{folder}: expected {len(clip)} fused frames for clip {clip.name}, found {len(files)}")
+    if len(files) == len(clip):
+        offset = 0
+    elif len(files) == stop - start:  # only the protocol's frame range
+        offset = start
+    else:
+        wanted = f"{len(clip)}" if stop - start == len(clip) else f"{len(clip)} (or the protocol's {stop - start})"
+        raise EvaluationError(f"{folder}: expected {wanted} fused frames for clip {clip.name}, found {len(files)}")
     height, width = clip.size
 
     def read(a: int, b: int) -> np.ndarray:
         frames = []
-        for path in files[a:b]:
+        for path in files[a - offset:b - offset]:
             frame = to_rgb(read_image(path))
             if frame.shape[:2] != (height, width):
                 raise EvaluationError(f"{path}: expected a {width}×{height} fused frame, found "
@@ -221,6 +227,60 @@ def _values(metric, fused: np.ndarray, sources) -> np.ndarray:
         return undefined.values
 
 
+class _TemporalScorer:
+    """Temporal metrics over a clip's fused stream, in chunks of bounded memory.
+
+    Each chunk repeats the last ``span − 1`` frames of the one before, so every pair (triplet) of consecutive frames
+    is scored exactly once and none straddles a chunk. A value is recorded at the **last** frame of its pair or
+    triplet: the first ``span − 1`` frames of a clip have none. Source flows come from the on-disk cache when the
+    same frames were met before (another method, another run), keyed by content and estimator.
+    """
+
+    CHUNK = 16
+
+    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, emit):
+        from m3svd import flow as fl
+        from m3svd import metrics
+
+        self.metrics = [metrics.get(n, convention) for n in names]
+        self.estimator = fl.estimator(flow)
+        self.cache = fl.FlowCache(cache) if cache else None
+        self.carry = max((m.span for m in self.metrics), default=1) - 1
+        self.emit = emit
+        self.first = 0  # clip index of buffer[0]
+        self.scored = None  # clip index of the first frame not yet scored as a last frame
+        self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]] = []  # (fused, ir, vi, digest)
+
+    def push(self, first: int, fused, ir, vi, digests) -> None:
+        if not self.metrics:
+            return
+        if self.scored is None:
+            self.first = self.scored = first
+        self.buffer += zip(fused, ir, vi, digests, strict=True)
+        if len(self.buffer) - self.carry >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        from m3svd.metrics.temporal import VideoSources
+
+        if not self.buffer or self.first + len(self.buffer) <= self.scored:
+            return
+        fused, ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(3))
+        digests = [item[3] for item in self.buffer]
+        sources = VideoSources(ir, vi, flow=self.estimator, cache=self.cache)
+        for metric in self.metrics:
+            if len(fused) < metric.span:
+                continue
+            values = _values(metric, fused, sources)
+            last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
+            new = self.first + last >= self.scored
+            self.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
+        self.scored = self.first + len(self.buffer)
+        keep = min(self.carry, len(self.buffer))
+        self.first += len(self.buffer) - keep
+        self.buffer = self.buffer[len(self.buffer) - keep:]
+
+
 def evaluate_clip(job: Job) -> str:
     """Fuse (or read) one clip, score every frame, write ``clips/<clip>.parquet``; returns ``"done"``/``"skipped"``."""
     import pandas as pd
@@ -252,6 +312,14 @@ def evaluate_clip(job: Job) -> str:
     input_digest = hashlib.sha256()
     bar = _bar(job.progress, stop - start, f"{clip.name}")
 
+    def emit(frames, name: str, values, digests) -> None:
+        columns["frame"] += [int(f) for f in frames]
+        columns["metric"] += [name] * len(values)
+        columns["value"] += [float(x) for x in values]
+        columns["fused_sha256"] += digests
+
+    temporal = _TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache, emit)
+
     def score(first: int, fused: np.ndarray, restored: dict[str, np.ndarray]) -> None:
         ref_ir, ref_vi = reference.frames(first, first + len(fused))
         sources = metrics.Sources(ref_ir, ref_vi)
@@ -261,11 +329,10 @@ def evaluate_clip(job: Job) -> str:
             clean = ref_ir if stream == "ir" else ref_vi
             for name in protocol.restoration_metrics:
                 values[f"restored_{stream}_{name}"] = _restoration_scores(name, frames, clean)
+        frames = range(first, first + len(fused))
         for name, v in values.items():
-            columns["frame"] += range(first, first + len(fused))
-            columns["metric"] += [name] * len(fused)
-            columns["value"] += [float(x) for x in v]
-            columns["fused_sha256"] += digests
+            emit(frames, name, v, digests)
+        temporal.push(first, fused, ref_ir, ref_vi, digests)
 
     if method is None:
         step = 8
@@ -292,12 +359,13 @@ def evaluate_clip(job: Job) -> str:
                 restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
             score(start + window.keep_start, fused, restored)
             bar.update(window.keep_stop - window.keep_start)
+    temporal.flush()
     bar.close()
     order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
     table = pd.DataFrame(columns)
     table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
-    kinds = {m.name: m for m in image_metrics}
-    provenance = _provenance(job, clip, identity, key, input_digest.hexdigest())
+    kinds = {m.name: m for m in image_metrics + temporal.metrics}
+    provenance = _provenance(job, clip, identity, key, input_digest.hexdigest(), temporal.estimator.id)
     for column, value in provenance.items():
         table[column] = value
     table["convention"] = [kinds[m].convention if m in kinds else protocol.convention for m in table["metric"]]
@@ -316,7 +384,7 @@ ROW_COLUMNS = [
 ]
 
 
-def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: str) -> dict:
+def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: str, flow_id: str) -> dict:
     return {
         "schema": RESULTS_SCHEMA,
         "toolkit_version": __version__,
@@ -333,7 +401,7 @@ def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: st
         "weights_sha256": identity["weights_sha256"] or "",
         "method_options": json.dumps(identity["options"], sort_keys=True, default=str),
         "source": "predictions" if job.predictions else "method",
-        "flow_estimator": job.protocol.flow if job.protocol.temporal_metrics else "",
+        "flow_estimator": flow_id if job.protocol.temporal_metrics else "",
         "device": job.method.device if job.method else "",
         "run_key": key,
     }
@@ -410,7 +478,7 @@ def format_summary(summary, metrics_order: list[str] | None = None) -> str:
     names += [m for m in overall.index if m not in names]
     clips = [c for c in dict.fromkeys(summary["clip"]) if c]
     table = summary.pivot_table(index="clip", columns="metric", values="mean")
-    width = max(10, *(len(n) + 1 for n in names))
+    width = max(10, *(len(n) + 2 for n in names))
     arrows = {m: "↑" if overall.loc[m, "higher_is_better"] else "↓" for m in names}
     lines = [f"{'clip':<12}" + "".join(f"{n + arrows[n]:>{width}}" for n in names)]
     for clip in clips:
@@ -433,6 +501,7 @@ def evaluate(
     workers: int = 1,
     executor: str = "local",
     ray_address: str | None = None,
+    flow_cache: str | Path | bool | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> Run:
@@ -441,6 +510,9 @@ def evaluate(
     ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
     each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
     CPUs). Every executor writes the same files; ``out`` must be on storage the workers share.
+
+    ``flow_cache``: the folder where source-video flows are kept for temporal metrics (default: ``cache/flow``
+    under the dataset root, shared by every method and run); ``False`` keeps them in memory only.
     """
     import pandas as pd
 
@@ -464,8 +536,13 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
+    if flow_cache is None:
+        from m3svd.flow import default_cache_dir
+
+        flow_cache = default_cache_dir()
+    cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     jobs = [Job(protocol, dataset, clip, str(out), method, str(predictions) if predictions else None, name,
-                progress and workers == 1) for clip in present]
+                progress and workers == 1, cache) for clip in present]
     if executor not in EXECUTORS:
         raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     outcomes = _run_ray(jobs, workers, ray_address) if executor == "ray" else _run_jobs(jobs, workers, progress)

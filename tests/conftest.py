@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_root(tmp_path_factory):
+    """Tests never read or write the user's data root (datasets, the flow cache): a fresh one per session."""
+    os.environ["M3SVD_ROOT"] = str(tmp_path_factory.mktemp("m3svd-root"))
 
 
 def shared(*parts: str) -> Path:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from m3svd import methods, protocols
+from m3svd import methods, metrics, protocols
 from m3svd.cli import main
 from m3svd.data import open_dataset
 from m3svd.data.frames import read_image
@@ -83,7 +83,8 @@ def test_sample_run_writes_frames_once_rows_with_provenance_and_a_summary(tmp_pa
     rows = run.results
     protocol = protocols.load("sample")
     assert list(rows.columns) == ROW_COLUMNS
-    assert len(rows) == 32 * len(protocol.image_metrics)
+    spans = [metrics.get(n).span for n in protocol.temporal_metrics]
+    assert len(rows) == 32 * len(protocol.image_metrics) + sum(32 - (span - 1) for span in spans)
     assert set(rows["protocol_sha256"]) == {protocol.sha256} and set(rows["method"]) == {"average"}
     assert rows["value"].notna().all() and set(rows["device"]) == {"cpu"}
     clip = open_dataset("sample").select(variant="clean")[0]
@@ -93,8 +94,6 @@ def test_sample_run_writes_frames_once_rows_with_provenance_and_a_summary(tmp_pa
     assert len(written) == 32 and not list((tmp_path / "out").rglob("*.tmp"))
     assert np.array_equal(read_image(written[5]), expected[5])  # lossless
     en = rows[rows["metric"] == "en"].sort_values("frame")
-    from m3svd import metrics
-
     assert np.allclose(en["value"], metrics.get("en")(expected, ir, vi))
     overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
     assert overall["mean"] == pytest.approx(en["value"].mean()) and overall["frames"] == 32
@@ -170,7 +169,7 @@ def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=2"]) == 0
     printed = capsys.readouterr().out
-    assert "dwt on sample@1 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
+    assert "dwt on sample@2 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=two"]) == 2
     assert "--option levels: expected a int, found 'two'" in capsys.readouterr().err

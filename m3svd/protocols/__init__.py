@@ -135,12 +135,21 @@ def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
 def _check_metrics(protocol: Protocol, path: Path) -> None:
     """Every metric a protocol names must exist in its convention: fail at load, not after hours of fusion."""
     from m3svd import metrics
+    from m3svd.metrics.temporal import FROZEN_REWARDED
 
-    for name in protocol.image_metrics + protocol.temporal_metrics:
-        try:
-            metrics.get(name, protocol.convention)
-        except M3SVDError as error:
-            raise ProtocolError(f"{path}: {error}") from None
+    for field, kind in (("image", protocol.image_metrics), ("temporal", protocol.temporal_metrics)):
+        for name in kind:
+            try:
+                metric = metrics.get(name, protocol.convention)
+            except M3SVDError as error:
+                raise ProtocolError(f"{path}: {error}") from None
+            if metric.kind != field:
+                raise ProtocolError(f"{path}: [metrics] {field} lists {name!r}, "
+                                    f"{'an' if metric.kind[0] in 'aeiou' else 'a'} {metric.kind} metric")
+    rewarded = [name for name in protocol.temporal_metrics if name in FROZEN_REWARDED]
+    if rewarded and not {"tgf", "feacd"} & set(protocol.temporal_metrics):
+        raise ProtocolError(f"{path}: a frozen (static) output wins {', '.join(rewarded)}; a protocol naming them "
+                            "must also name tgf or feacd, which penalise it (metrics/CONVENTIONS.md)")
     unknown = sorted(set(protocol.restoration_metrics) - {"psnr", "ssim"})
     if unknown:
         raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose psnr, ssim")
