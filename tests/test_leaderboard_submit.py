@@ -15,9 +15,9 @@ from leaderboard_kit import blend, short_protocol, submitter, write_frames
 from m3svd import protocols
 from m3svd.cli import main
 from m3svd.evaluate import evaluate
+from m3svd.files import sha256_file
 from m3svd.leaderboard import LeaderboardError, Metadata, MixError, SubmissionError, build, submit
 from m3svd.leaderboard.schema import OVERALL, TABLE_COLUMNS
-from m3svd.leaderboard.submit import _sha256
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_a_record_holds_recomputed_rows_hashes_versions_and_metadata(tmp_path, p
     assert manifest["metadata"] == meta.to_dict() and manifest["complete"] is True
     assert manifest["protocol"]["sha256"] == protocols.load(protocol).sha256
     assert set(manifest["metrics"]) == {"en", "sd", "nabf"} and manifest["metrics"]["nabf"]["higher_is_better"] is False
-    assert all(_sha256(record.path / f) == h for f, h in manifest["files"].items())
+    assert all(sha256_file(record.path / f) == h for f, h in manifest["files"].items())
     assert {"m3svd", "python", "numpy", "opencv"} <= set(manifest["versions"])
     rows = pd.read_parquet(record.path / "results.parquet")
     scored = evaluate(protocols.load(protocol), tmp_path / "direct", predictions=folder, name="Blend 0.3").results
@@ -153,7 +153,7 @@ def _rewrite(record: Path, change) -> None:
     change(rows)
     rows.to_parquet(record / "results.parquet", index=False)
     manifest = json.loads((record / "manifest.json").read_text())
-    manifest["files"]["results.parquet"] = _sha256(record / "results.parquet")
+    manifest["files"]["results.parquet"] = sha256_file(record / "results.parquet")
     (record / "manifest.json").write_text(json.dumps(manifest))
 
 

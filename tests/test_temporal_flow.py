@@ -9,8 +9,9 @@ import torch
 
 from m3svd import flow as fl
 from m3svd import metrics
+from m3svd.files import sha256_file
 from m3svd.flow import raftnet as arch
-from m3svd.flow.weights import WeightsMissing, sha256_file
+from m3svd.flow.weights import WeightsMissing
 from m3svd.metrics import MetricError
 from m3svd.metrics.temporal import VideoSources
 

@@ -34,6 +34,7 @@ from m3svd.data.frames import FrameSource, ImageFiles, VideoFile, natural_key, t
 from m3svd.data.layouts import LOOKED_FOR, M3SVD_FOLDERS, ClipSet, open_dataset
 from m3svd.data.splits import N_TEST, N_TRAIN, SPLIT_VERSION, TEST_CLIPS, split_of
 from m3svd.errors import DataError
+from m3svd.files import sha256_file
 
 RECORD_DIR = ".m3svd"
 M3SVD_LAYOUTS = ("m3svd", "m3svd-video")
@@ -370,7 +371,7 @@ def _link_file(src: Path, dst: Path) -> Hashed:
         os.link(src, dst)
     except OSError:
         return _copy_file(src, dst)
-    return src.stat().st_size, _sha256(dst)
+    return src.stat().st_size, sha256_file(dst)
 
 
 def _mover(extracted: dict[Path, Hashed]) -> Callable[[Path, Path], Hashed]:
@@ -513,14 +514,6 @@ def _counts(result: ClipSet) -> dict[str, dict[str, int]]:
 
 
 # -- records ---------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _data_files(folder: Path) -> Iterator[str]:
     """Paths (POSIX, relative) of every file except the import's own records."""
     for path in folder.rglob("*"):
@@ -570,7 +563,7 @@ def verify_import(target: str | Path) -> list[str]:
             problems.append(f"{path}: missing (listed in files.csv)")
         elif (found := path.stat().st_size) != size:
             problems.append(f"{path}: {found} bytes, files.csv says {size}")
-        elif (digest := _sha256(path)) != sha:
+        elif (digest := sha256_file(path)) != sha:
             problems.append(f"{path}: sha256 {digest[:16]}…, files.csv says {sha[:16]}…")
     problems += [f"{target / rel}: not in files.csv (unexpected file)" for rel in sorted(set(_data_files(target))
                                                                                         - set(expected))]

@@ -209,8 +209,9 @@ class TorchFlow(Estimator):
 def raft(variant: str = "large", weights: str | Path | None = None, iters: int = 12, device: str = "cpu") -> TorchFlow:
     """torchvision RAFT (``large``/``small``) with weights from a local file (default file names of torchvision,
     looked up as :mod:`m3svd.flow.weights` describes); strict key match; inputs in [-1, 1]."""
+    from m3svd.files import sha256_file
     from m3svd.flow import raftnet as arch
-    from m3svd.flow.weights import find_weights, load_state_dict, sha256_file
+    from m3svd.flow.weights import find_weights, load_state_dict
 
     if variant not in arch.ARCHITECTURES:
         raise FlowError(f"RAFT: unknown variant {variant!r}; choose {', '.join(arch.ARCHITECTURES)}")

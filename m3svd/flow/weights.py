@@ -8,7 +8,6 @@ file it once downloaded). A miss is one line naming the file and every place loo
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -53,12 +52,6 @@ def find_weights(filename: str, what: str, path: str | Path | None = None, env: 
                          + hint)
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict(path: Path, what: str) -> dict:

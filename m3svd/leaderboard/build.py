@@ -31,7 +31,7 @@ def load_records(leaderboard_dir: str | Path) -> list[tuple[dict, object]]:
     """``(manifest, results)`` of every record, each checked against its manifest's hashes."""
     import pandas as pd
 
-    from m3svd.leaderboard.submit import _sha256
+    from m3svd.files import sha256_file
 
     records = []
     for record in record_dirs(leaderboard_dir):
@@ -40,7 +40,7 @@ def load_records(leaderboard_dir: str | Path) -> list[tuple[dict, object]]:
             path = record / file
             if not path.is_file():
                 raise LeaderboardError(f"{path}: missing from the record")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise LeaderboardError(f"{path}: sha256 differs from the record's manifest.json; the record was "
                                        f"altered or damaged after `m3svd submit` wrote it")
         if not manifest.get("complete"):

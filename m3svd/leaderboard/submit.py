@@ -10,7 +10,6 @@ same frames both pass validation; only the first may land), renames the finished
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from m3svd import __version__
+from m3svd.files import sha256_file
 from m3svd.leaderboard.schema import (
     INDEX,
     LOCK,
@@ -139,7 +139,7 @@ def _manifest(record_id: str, name: str, protocol: Protocol, metadata: Metadata,
         "clips": clips,
         "metrics": {m: {"convention": row["convention"], "version": str(row["metric_version"]), "kind": row["kind"],
                         "higher_is_better": bool(row["higher_is_better"])} for m, row in metrics.iterrows()},
-        "files": {f: _sha256(record / f) for f in ("results.parquet", "summary.parquet", "run.json")},
+        "files": {f: sha256_file(record / f) for f in ("results.parquet", "summary.parquet", "run.json")},
         "versions": _versions(),
     }
 
@@ -177,9 +177,3 @@ def _write_json(path: Path, value) -> None:
     os.replace(tmp, path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,7 +12,6 @@ an official quirk, named as an option).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +20,7 @@ import numpy as np
 
 from m3svd.data.frames import BT601
 from m3svd.errors import M3SVDError
+from m3svd.files import sha256_file
 
 
 class MethodError(M3SVDError, ValueError):
@@ -67,12 +67,6 @@ def plan_windows(n: int, size: int, overlap: int = 0) -> list[Window]:
     return windows
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Method:

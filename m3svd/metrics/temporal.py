@@ -266,7 +266,8 @@ def find_resnet18(path: str | Path | None = None) -> Path:
 
 def load_resnet18(path: str | Path | None = None):
     """ResNet-18 in eval mode from a local file (see :mod:`m3svd.flow.weights`); one copy per file per process."""
-    from m3svd.flow.weights import load_state_dict, sha256_file
+    from m3svd.files import sha256_file
+    from m3svd.flow.weights import load_state_dict
 
     p = find_resnet18(path)
     key = str(p.resolve())
