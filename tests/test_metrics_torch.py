@@ -1,0 +1,115 @@
+"""The torch path of the leaderboard metrics: the numpy registry's numbers, on CPU here and on CUDA when lent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared
+
+from m3svd import metrics
+from m3svd.data.frames import BT601
+from m3svd.metrics.base import MetricError, MetricUndefined, Sources
+from m3svd.metrics.conventions.m3svd import bt601_grey
+from m3svd.metrics.torch_backend import METRICS, TorchScorer, grey
+
+FLOAT32_RTOL = 1e-4  # measured ≤ 1.1e-5 (VIF, Nabf) on these frames; everything else ≤ 3e-7
+FLOAT32_ATOL = 1e-7  # Nabf of a smooth fusion is ≈ 1e-6
+
+
+def _clip(frames: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    root = shared("m3svd", "test")
+    read = lambda folder, i, flag: cv2.imread(str(root / folder / "0114_1611" / f"{i:04d}.png"), flag)  # noqa: E731
+    ir = np.stack([read("infrared_Enhance", i, cv2.IMREAD_GRAYSCALE) for i in range(frames)])
+    vi = np.stack([read("visible_Enhance", i, cv2.IMREAD_COLOR)[..., ::-1] for i in range(frames)])
+    return ir[:, :240, :320].copy(), vi[:, :240, :320].copy()
+
+
+def _candidates(ir: np.ndarray, vi: np.ndarray) -> dict[str, np.ndarray]:
+    """Fusions with different character: smooth (low Nabf), max (sharp), noisy (artefacts: high Nabf)."""
+    noise = np.random.default_rng(0).normal(0, 12, vi.shape)
+    return {
+        "average": ((vi.astype(np.int64) + ir[..., None]) // 2).astype(np.uint8),
+        "max": np.maximum(vi, ir[..., None]),
+        "noisy": np.clip(vi + noise, 0, 255).astype(np.uint8),
+    }
+
+
+@pytest.fixture(scope="module")
+def frames():
+    ir, vi = _clip()
+    sources = Sources(ir, vi)
+    fused = _candidates(ir, vi)
+    reference = {(c, m): metrics.get(m)(f, sources=sources) for c, f in fused.items() for m in METRICS}
+    return ir, vi, fused, reference
+
+
+def _agree(scorer: TorchScorer, frames, rtol: float, atol: float = 0.0) -> None:
+    ir, vi, fused, reference = frames
+    sources = scorer.sources(ir, vi)
+    for candidate, f in fused.items():
+        got = scorer.score(f, sources=sources)
+        for name in METRICS:
+            np.testing.assert_allclose(got[name], reference[candidate, name], rtol=rtol, atol=atol,
+                                       err_msg=f"{name} on the {candidate} fusion")
+
+
+def test_float64_equals_the_numpy_registry(frames):
+    _agree(TorchScorer(dtype=torch.float64), frames, rtol=1e-9)
+
+
+def test_float32_within_stated_tolerance(frames):
+    _agree(TorchScorer(dtype=torch.float32), frames, rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_float64_and_float32(frames):
+    _agree(TorchScorer(device="cuda", dtype=torch.float64), frames, rtol=1e-9)
+    _agree(TorchScorer(device="cuda", dtype=torch.float32), frames, rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
+
+
+def test_grey_rounds_ties_like_the_numpy_reader():
+    """RGB triples where a plain float64 weighted sum rounds differently from numpy's: the table gets them right."""
+    levels = np.arange(256)
+    rgb = np.stack(np.meshgrid(levels[::3], levels, levels, indexing="ij"), axis=-1).reshape(-1, 3).astype(np.uint8)
+    naive = np.rint(rgb[:, 0] * BT601[0] + rgb[:, 1] * BT601[1] + rgb[:, 2] * BT601[2]).astype(np.uint8)
+    expected = bt601_grey(rgb[None, None])[0, 0]
+    ties = rgb[naive != expected]
+    assert len(ties) > 0  # the case the table exists for
+    np.testing.assert_array_equal(grey(torch.from_numpy(ties[None, None]))[0, 0].numpy(), expected[naive != expected])
+
+
+def test_sources_are_reused_across_candidates(frames):
+    ir, vi, fused, _ = frames
+    scorer = TorchScorer()
+    sources = scorer.sources(ir, vi)
+    first = scorer.score(fused["max"], sources=sources)
+    cached = set(sources.memo)
+    assert {"entropy", "ssim", "vif", "qabf", "nabf"} <= cached
+    again = scorer.score(fused["max"], ir, vi)
+    assert set(sources.memo) == cached
+    for name in METRICS:
+        np.testing.assert_array_equal(first[name], again[name])
+
+
+def test_undefined_is_non_finite_never_zero(frames):
+    ir, vi, _, _ = frames
+    flat = np.full(vi.shape, 90, np.uint8)
+    got = TorchScorer(["cc", "en"]).score(flat, ir, vi)
+    assert not np.isfinite(got["cc"]).any()
+    assert (got["en"] == 0).all()  # a constant frame's entropy is truly 0
+    with pytest.raises(MetricUndefined):
+        metrics.get("cc")(flat, ir, vi)
+
+
+def test_errors_name_the_problem():
+    ir = np.zeros((1, 16, 16), np.uint8)
+    with pytest.raises(MetricError, match="no torch implementation of 'qcb'"):
+        TorchScorer(["qcb"])
+    with pytest.raises(MetricError, match=r"fused frames \(1, 8, 16\) do not match sources \(1, 16, 16\)"):
+        TorchScorer().score(np.zeros((1, 8, 16), np.uint8), ir, ir)
+    with pytest.raises(MetricError, match="expected uint8"):
+        TorchScorer().score(np.zeros((1, 16, 16)), ir, ir)
