@@ -223,6 +223,7 @@ def cmd_evaluate(args) -> int:
     flow_cache = False if args.no_flow_cache else args.flow_cache
     run = evaluate(protocol, out, method=spec, predictions=args.predictions, name=args.name, root=args.root,
                    workers=args.workers, executor=args.executor, ray_address=args.ray_address, flow_cache=flow_cache,
+                   metrics_device=args.metrics_device,
                    progress=progress, log=lambda line: print(line, file=sys.stderr))
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
           f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
@@ -373,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--flow-cache", type=Path, metavar="DIR", help="where source-video flows for the temporal "
                     "metrics are kept, shared by every method and run (default: ROOT/cache/flow)")
     ev.add_argument("--no-flow-cache", action="store_true", help="keep source flows in memory only")
+    ev.add_argument("--metrics-device", metavar="DEVICE", help="score the m3svd image metrics that have a torch "
+                    "path on DEVICE (cuda, cuda:N, cpu) in float64: the same values as the default numpy path")
     ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

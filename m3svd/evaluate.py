@@ -73,6 +73,7 @@ class Job:
     name: str | None = None  # the results' method name for predictions
     progress: bool = False
     flow_cache: str | None = None  # source-flow cache folder; None: flows kept in memory only
+    metrics_device: str | None = None  # torch device for the image metrics that have a torch path; None: numpy
 
 
 @dataclass
@@ -227,6 +228,27 @@ def _values(metric, fused: np.ndarray, sources) -> np.ndarray:
         return undefined.values
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise EvaluationError(f"--metrics-device {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError(f"--metrics-device {device}: torch sees no CUDA device on this machine")
+
+
+def _torch_scorer(device: str | None, protocol):
+    """The torch scorer for the protocol's image metrics that have a torch path, or None (numpy for all)."""
+    if device is None or protocol.convention != "m3svd":
+        return None
+    from m3svd.metrics.torch_backend import METRICS, TorchScorer
+
+    names = [n for n in protocol.image_metrics if n in METRICS]
+    return TorchScorer(names, device=device) if names else None
+
+
 class _TemporalScorer:
     """Temporal metrics over a clip's fused stream, in chunks of bounded memory.
 
@@ -308,6 +330,7 @@ def evaluate_clip(job: Job) -> str:
         fused_dir.mkdir(parents=True, exist_ok=True)
     read_predicted = _predicted_frames(job, clip, start, stop) if job.predictions else None
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
+    on_torch = _torch_scorer(job.metrics_device, protocol)
     columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
     input_digest = hashlib.sha256()
     bar = _bar(job.progress, stop - start, f"{clip.name}")
@@ -324,7 +347,8 @@ def evaluate_clip(job: Job) -> str:
         ref_ir, ref_vi = reference.frames(first, first + len(fused))
         sources = metrics.Sources(ref_ir, ref_vi)
         digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
-        values = {m.name: _values(m, fused, sources) for m in image_metrics}
+        values = on_torch.score(fused, ref_ir, ref_vi) if on_torch else {}
+        values = {m.name: values[m.name] if m.name in values else _values(m, fused, sources) for m in image_metrics}
         for stream, frames in restored.items():
             clean = ref_ir if stream == "ir" else ref_vi
             for name in protocol.restoration_metrics:
@@ -502,6 +526,7 @@ def evaluate(
     executor: str = "local",
     ray_address: str | None = None,
     flow_cache: str | Path | bool | None = None,
+    metrics_device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> Run:
@@ -513,6 +538,10 @@ def evaluate(
 
     ``flow_cache``: the folder where source-video flows are kept for temporal metrics (default: ``cache/flow``
     under the dataset root, shared by every method and run); ``False`` keeps them in memory only.
+
+    ``metrics_device`` (e.g. ``"cuda"``): score the ``m3svd`` convention's image metrics that have a torch path
+    (:mod:`m3svd.metrics.torch_backend`) on that device in float64 — the same values as numpy to 1e-9, so results
+    do not depend on the device; the rest stay on numpy.
     """
     import pandas as pd
 
@@ -526,6 +555,8 @@ def evaluate(
             raise EvaluationError(f"method {method.name!r} needs infrared input; protocol {protocol.id} gives "
                                   f"visible frames only")
         del built
+    if metrics_device is not None:
+        _check_device(metrics_device)
     clipset = find_dataset(protocol, root)
     present, missing = protocol_clips(protocol, clipset)
     if not present:
@@ -542,7 +573,7 @@ def evaluate(
         flow_cache = default_cache_dir()
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     jobs = [Job(protocol, dataset, clip, str(out), method, str(predictions) if predictions else None, name,
-                progress and workers == 1, cache) for clip in present]
+                progress and workers == 1, cache, metrics_device) for clip in present]
     if executor not in EXECUTORS:
         raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     outcomes = _run_ray(jobs, workers, ray_address) if executor == "ray" else _run_jobs(jobs, workers, progress)
@@ -560,7 +591,7 @@ def evaluate(
         "toolkit_version": __version__, "protocol": protocol.key, "protocol_sha256": protocol.sha256,
         "dataset": dataset, "dataset_layout": clipset.layout, "clips": present, "missing_clips": missing,
         "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
-        "python": platform.python_version(), "platform": platform.platform(),
+        "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
     }
     tmp = out / ".run.json.tmp"
     tmp.write_text(json.dumps(run_info, indent=2) + "\n")

@@ -197,3 +197,19 @@ def test_undefined_frames_are_recorded_counted_and_said_not_fatal(tmp_path):
     assert any(line.startswith("scd: undefined on 32 of 32 frames") for line in lines)
     en = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
     assert en["undefined"] == 0 and np.isfinite(en["mean"])
+
+
+def test_metrics_on_torch_give_the_numpy_values_undefined_frames_included(tmp_path):
+    protocol = protocols.load("sample")
+    numpy_run = evaluate(protocol, tmp_path / "numpy", method=MethodSpec("ir"), flow_cache=False)
+    torch_run = evaluate(protocol, tmp_path / "torch", method=MethodSpec("ir"), flow_cache=False, metrics_device="cpu")
+    a, b = numpy_run.results["value"].to_numpy(), torch_run.results["value"].to_numpy()
+    assert (numpy_run.results["metric"] == torch_run.results["metric"]).all()
+    np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))  # scd undefined on both paths, never 0
+    np.testing.assert_allclose(a[np.isfinite(a)], b[np.isfinite(b)], rtol=1e-9)
+    assert json.loads((tmp_path / "torch" / "run.json").read_text())["metrics_device"] == "cpu"
+
+
+def test_a_bad_metrics_device_is_one_clear_line(tmp_path):
+    with pytest.raises(EvaluationError, match="'gpu0' is not a torch device"):
+        evaluate(protocols.load("sample"), tmp_path, method=MethodSpec("ir"), metrics_device="gpu0")
