@@ -46,15 +46,26 @@ VFBENCH_NAMES = {"VIF": "vif", "SSIM": "ssim", "MI": "mi", "Qabf": "qabf"}
 TANG_NAMES = {"EN": "en", "SD": "sd", "SF": "sf", "AG": "ag", "MI": "mi", "MSE": "mse", "PSNR": "psnr", "CC": "cc",
               "SCD": "scd", "VIF": "vif", "Qabf": "qabf", "SSIM": "ssim", "Nabf": "nabf", "MS_SSIM": "mef_ms_ssim"}
 
-# (source label, golden file relative to the golden dir, test module, tolerance attribute)
+# golden temporal metric name -> (registry name, convention), as tests/test_temporal_golden.py
+TEMPORAL_NAMES = {"flowD": ("flowd", "m3svd"), "flowD_literal": ("flowd", "temcoco"), "BiSWE": ("biswe", "vfbench"),
+                  "MS2R": ("ms2r", "vfbench")}
+TEMPORAL_LABEL = "TemCoCo / VF-Bench temporal code on stored flows"
+TEMPORAL = (TEMPORAL_LABEL, "temporal/temporal.csv", "test_temporal_golden", "RTOL")
+
+# per convention: (source label, golden file relative to the golden dir, test module, tolerance attribute[, the
+# metric names the source covers; without it, every name its file holds])
 SOURCES = {
     "vifb": [("VIFB MATLAB `value` (5 significant digits)", "vifb/vifb_matlab.csv", "test_metrics_vifb", "RTOL")],
     "cddfuse": [
         ("CDDFuse Evaluator `value_f64_inputs`", "cddfuse/cddfuse.csv", "test_metrics_cddfuse", "RTOL_F64"),
         ("CDDFuse Evaluator `value` (float32 reader)", "cddfuse/cddfuse.csv", "test_metrics_cddfuse", "RTOL_F32"),
     ],
-    "vfbench": [("VF-Bench `metric.py`", "vfbench/vfbench.csv", "test_metrics_vfbench", "RTOL")],
+    "vfbench": [("VF-Bench `metric.py`", "vfbench/vfbench.csv", "test_metrics_vfbench", "RTOL",
+                 set(VFBENCH_NAMES.values())),
+                (*TEMPORAL, {"biswe", "ms2r"})],
     "tang": [("Tang toolbox under GNU Octave", "tang/tang_octave.csv", "test_metrics_tang", "RTOL")],
+    "temcoco": [(*TEMPORAL, {"flowd"})],
+    "m3svd": [(*TEMPORAL, {"flowd"})],
 }
 NO_GOLDEN = {
     "m3svd": "no golden file of its own (Tang's definitions with bugs fixed); the unchanged metrics are checked "
@@ -128,11 +139,49 @@ def build_jobs(golden: Path, quick: bool, wanted: set[str] | None) -> list[dict]
         for (ir, vi), fused in groups.items():
             jobs.append({"convention": convention, "grey_ir": True, "ir": str(shared / ir), "vi": str(shared / vi),
                          "fused": fused})
+    if (golden / "temporal" / "temporal.csv").exists() and any(keep(n) for n, _ in TEMPORAL_NAMES.values()):
+        jobs.append({"convention": "temporal", "golden": str(golden / "temporal"), "data": str(shared / "data")})
     return jobs
+
+
+def run_temporal_job(job: dict) -> list[tuple[str, str, int, str, float | None]]:
+    """The temporal golden values per frame pair/triplet, from the stored flows (as tests/test_temporal_golden.py)."""
+    import numpy as np
+
+    from m3svd import flow, metrics
+    from m3svd.data.frames import read_image, to_grey
+    from m3svd.metrics.temporal import VideoSources
+
+    golden, clip = Path(job["golden"]), "0111_1716"
+    test = Path(job["data"]) / "m3svd" / "test"
+    read = lambda folder, i: read_image(test / folder / clip / f"{i:04d}.png")  # noqa: E731
+    ir = np.stack([to_grey(read("infrared_Enhance", i)) for i in range(10)])
+    vi = np.stack([read("visible_Enhance", i) for i in range(10)])
+    fused = {v: np.stack([read_image(golden / "frames" / f"{v}_{i:04d}.png") for i in range(10)])
+             for v in ("avg", "flicker")}
+    stored = flow.Lookup("golden/temporal")
+    for name, frames in (("ir", ir), ("vi", vi), *fused.items()):
+        with np.load(golden / f"flows_{name}.npz") as z:
+            stored.add(frames, [z[f"fw_{i:04d}"] for i in range(9)], [z[f"bw_{i:04d}"] for i in range(9)])
+    sources = VideoSources(ir, vi, flow=stored)
+    out = []
+    rows = [r for r in _rows(golden / "temporal.csv") if r["frames"] != "mean" and r["metric"] in TEMPORAL_NAMES]
+    for video in fused:
+        for golden_name, (name, convention) in TEMPORAL_NAMES.items():
+            expected = [float(r["value"]) for r in rows if r["video"] == video and r["metric"] == golden_name]
+            if not expected:
+                continue
+            ours = metrics.get(name, convention)(fused[video], sources=sources)
+            column = SOURCES[convention].index(next(s for s in SOURCES[convention] if s[0] == TEMPORAL_LABEL))
+            for i, (a, b) in enumerate(zip(ours, expected, strict=True)):
+                out.append((convention, name, column, f"{video}/{i}", abs(a - b) / abs(b) if b else float(a != 0)))
+    return out
 
 
 def run_job(job: dict) -> list[tuple[str, str, int, str, float | None]]:
     """Score one source pair's fused items: [(convention, metric, column index, item id, rel. error or None)]."""
+    if job["convention"] == "temporal":
+        return run_temporal_job(job)
     from m3svd import metrics
     from m3svd.data.frames import read_image, to_grey
     from m3svd.metrics import MetricError, Sources
@@ -170,7 +219,7 @@ def test_tolerances() -> dict[tuple[str, int], object]:
     sys.path.insert(0, str(tests))
     try:
         for convention, sources in SOURCES.items():
-            for column, (_, _, module, attr) in enumerate(sources):
+            for column, (_, _, module, attr, *_) in enumerate(sources):
                 try:
                     found[convention, column] = getattr(importlib.import_module(module), attr)
                 except Exception:  # noqa: BLE001 - a test module that cannot be imported just means "n/a"
@@ -243,12 +292,14 @@ def render_card(name: str, entries: list, agreement: dict, tolerances: dict, met
               "| within tolerance |",
               "|---|---|---|---|---|---|---|"]
     for m in entries:
-        sources = SOURCES.get(m.convention)
+        sources = [(column, s) for column, s in enumerate(SOURCES.get(m.convention, ()))
+                   if len(s) < 5 or name in s[4]]
         if not sources:
-            reason = NO_GOLDEN.get(m.convention, "no golden file for this convention")
+            reason = (NO_GOLDEN.get(m.convention, "no golden file for this convention") if m.kind == "image" else
+                      "no golden values for it (golden/temporal holds " + ", ".join(TEMPORAL_NAMES) + " only)")
             lines.append(f"| `{m.convention}` | — | 0 | — | — | — | not compared: {cell(reason)} |")
             continue
-        for column, (label, path, module, attr) in enumerate(sources):
+        for column, (label, path, module, attr, *_) in sources:
             result = agreement.get((m.convention, name, column))
             source = f"{label}, `golden/{path}`"
             if not result:

@@ -18,6 +18,7 @@ from m3svd.metrics.temporal import VideoSources
 GOLDEN = SHARED_DATA.parent / "golden" / "temporal"
 CLIP = "0111_1716"
 # golden metric name → registry (name, convention)
+RTOL = 1e-4  # measured: ≤ 2.8e-5 (flowD), 1.3e-5 (BiSWE), 8e-8 (MS2R); read by metrics/build_cards.py
 NAMES = {"flowD": ("flowd", "m3svd"), "flowD_literal": ("flowd", "temcoco"), "BiSWE": ("biswe", "vfbench"),
          "MS2R": ("ms2r", "vfbench")}
 
@@ -50,8 +51,8 @@ def test_golden_values(golden, video, golden_name):
     per = np.array([float(r["value"]) for r in mine if r["frames"] != "mean"])
     mean = next(float(r["value"]) for r in mine if r["frames"] == "mean")
     assert got.shape == per.shape == (len(fused[video]) - metric.span + 1,)
-    np.testing.assert_allclose(got, per, rtol=1e-4)  # measured: ≤ 2.8e-5 (flowD), 1.3e-5 (BiSWE), 8e-8 (MS2R)
-    assert got.mean() == pytest.approx(mean, rel=1e-4)
+    np.testing.assert_allclose(got, per, rtol=RTOL)
+    assert got.mean() == pytest.approx(mean, rel=RTOL)
 
 
 def test_dis_parameters_are_the_golden_ones(golden):
