@@ -262,7 +262,8 @@ def cmd_train(args) -> int:
     checkpoint = recipe.train(args.root, out, split=args.split, iterations=args.iterations, seed=args.seed,
                               resume=not args.no_resume, device=args.device, config=args.config,
                               progress=not args.no_progress and sys.stderr.isatty())
-    print(f"{args.method}: trained {args.iterations} iterations; weights: {checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the first process only
+        print(f"{args.method}: trained {args.iterations} iterations; weights: {checkpoint}")
     return 0
 
 
