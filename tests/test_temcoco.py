@@ -390,3 +390,12 @@ def test_distillation_names_every_missing_backbone(tmp_path):
     with pytest.raises(MethodError, match="no hubconf.py, not a dinov2 clone.*absent.pth: VGG19 weights not found"):
         train("sample", tmp_path, iterations=1, distill=True, dinov2=tmp_path, vgg19=tmp_path / "absent.pth",
               progress=False)
+
+
+def test_trains_on_a_layout_without_splits(tmp_path, tno):
+    """TNO has no train/test split: every clip trains."""
+    from m3svd.methods.temcoco.train import train
+
+    weights = train(tno, tmp_path, iterations=1, patch=32, progress=False)
+    assert _log(tmp_path)[0]["iteration"] == 1
+    assert TemCoCo(weights=weights).weights_sha256

@@ -275,3 +275,11 @@ def test_schedule_and_losses_follow_the_recipe():
 def _tiny_clip():
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (2, 20, 28), dtype=np.uint8), rng.integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
+
+
+def test_trains_on_a_layout_without_splits(tmp_path, tno):
+    """TNO has no train/test split: every clip trains (the data the toolkit's own weights are meant to use)."""
+    from m3svd.methods.videofusion import train as recipe
+
+    weights = recipe.train(tno, tmp_path, iterations=1, config="small", patch=24, progress=False)
+    assert methods.create("videofusion", weights=weights).weights_sha256

@@ -232,8 +232,8 @@ def build_dataset(root, split, clip_frames: int, patch: int | None, seed: int, d
     from m3svd.data.layouts import ClipSet
 
     clipset = root if isinstance(root, ClipSet) else open_dataset(root)
-    if clipset.layout == "sample":
-        split = None  # the built-in synthetic sample has one split ("test"); it is not M3SVD test data
+    if clipset.layout == "sample" or clipset.splits == [None]:
+        split = None  # the synthetic sample (not M3SVD test data) and layouts without splits (TNO) train on all
     if degradation == "dataset":
         return M3SVD(clipset, split=split, variant="degraded", frames=clip_frames, crop=patch, seed=seed)
     if degradation != "temcoco":
