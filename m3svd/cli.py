@@ -7,6 +7,7 @@ Every failure the user can fix is an :class:`~m3svd.errors.M3SVDError`, printed 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import re
 import sys
@@ -259,9 +260,12 @@ def cmd_train(args) -> int:
         trainable = [m.name for m in methods.list() if _recipe(m.name) is not None]
         raise M3SVDError(f"method {args.method!r} has no training recipe; trainable: {', '.join(trainable)}")
     out = args.out or Path("m3svd-runs") / args.method
+    extra = {"weights": args.weights} if args.weights else {}  # frozen networks a recipe builds on (magicfuse)
+    if extra and "weights" not in inspect.signature(recipe.train).parameters:
+        raise M3SVDError(f"method {args.method!r} trains from scratch: its recipe takes no --weights")
     checkpoint = recipe.train(args.root, out, split=args.split, iterations=args.iterations, seed=args.seed,
                               resume=not args.no_resume, device=args.device, config=args.config,
-                              progress=not args.no_progress and sys.stderr.isatty())
+                              progress=not args.no_progress and sys.stderr.isatty(), **extra)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the first process only
         print(f"{args.method}: trained {args.iterations} iterations; weights: {checkpoint}")
     return 0
@@ -395,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0, help="seed for initialisation, sampling and crops (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     tr.add_argument("--out", type=Path, help="checkpoint folder (default m3svd-runs/<method>)")
+    tr.add_argument("--weights", type=Path, metavar="FOLDER", help="frozen networks the recipe builds on (magicfuse: "
+                    "the folder with the authors' ae.pth, ikr.pth and ckg.pth)")
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
