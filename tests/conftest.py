@@ -24,6 +24,14 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def golden_model(name: str) -> Path:
+    """Path of a file in ``../shared/golden/models`` (model conformance data); skips the calling test when absent."""
+    path = SHARED_DATA.parent / "golden" / "models" / name
+    if not path.exists():
+        pytest.skip(f"golden data not available: {path} (the read-only ../shared/golden checkout)")
+    return path
+
+
 @pytest.fixture
 def m3svd_frames() -> Path:
     """Four-folder M3SVD image release: test/{infrared_Enhance,...}/<3 clips>/0000..0019.png."""

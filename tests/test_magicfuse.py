@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import golden_model
 from synthetic import make_m3svd
 
 from m3svd import methods, protocols
@@ -25,32 +25,26 @@ from m3svd.methods.magicfuse.mkf import fuse_noise
 from m3svd.methods.magicfuse.sampler import Nets, alphas_cumprod_pre, sample, timesteps
 from m3svd.methods.nets import load_state_dict
 
-GOLDEN = SHARED_DATA.parent / "golden" / "models"
 AE_SHA256 = "19c745812f113909290240ab2eb9e6d8e1bb5b60d82f1144f92f6bba34660323"
 
 
-def golden(name: str) -> Path:
-    path = GOLDEN / name
-    if not path.exists():
-        pytest.skip(f"golden data not available: {path} (the read-only ../shared/golden checkout)")
-    return path
 
 
 @pytest.fixture(scope="module")
 def io() -> dict:
     from safetensors.torch import load_file
 
-    return load_file(str(golden("magicfuse_small_io.safetensors")))
+    return load_file(str(golden_model("magicfuse_small_io.safetensors")))
 
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory) -> Path:
     """The golden small IKR/CKG/MKF (dequantised) and the released AE as a flat weights folder."""
-    state = load_state_dict(golden("magicfuse_small.safetensors"), "golden", "shared golden")
+    state = load_state_dict(golden_model("magicfuse_small.safetensors"), "golden", "shared golden")
     folder = tmp_path_factory.mktemp("magicfuse-small")
     for part, (name, _, _) in files.FILES.items():
         if part == "ae":
-            shutil.copy(golden("magicfuse_ae.pth"), folder / name)
+            shutil.copy(golden_model("magicfuse_ae.pth"), folder / name)
         else:
             torch.save({k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")}, folder / name)
     return folder
@@ -67,7 +61,7 @@ def max_err(a, b) -> float:
 
 # -- key layouts and the released autoencoder -----------------------------------------------------------------------
 def test_released_layouts_equal_the_full_key_listing_built_on_meta():
-    listing = json.loads(golden("magicfuse_full_keys.json").read_text())["components"]
+    listing = json.loads(golden_model("magicfuse_full_keys.json").read_text())["components"]
     build = builders("full")
     with torch.device("meta"):
         ae = build["ae"]()
@@ -83,7 +77,7 @@ def test_released_layouts_equal_the_full_key_listing_built_on_meta():
 
 
 def test_released_autoencoder_loads_strictly_and_reproduces_the_golden(io):
-    path = golden("magicfuse_ae.pth")
+    path = golden_model("magicfuse_ae.pth")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == AE_SHA256
     ae = files.load({"ae": builders("full")["ae"]}, {"ae": path})["ae"]
     x = io["ae.in_rgb_u8"].permute(2, 0, 1)[None].float() / 255
@@ -99,7 +93,7 @@ def test_released_autoencoder_loads_strictly_and_reproduces_the_golden(io):
 
 
 def test_autoencoder_files_with_wrong_keys_fail_in_one_line(tmp_path):
-    state = torch.load(golden("magicfuse_ae.pth"), weights_only=True)
+    state = torch.load(golden_model("magicfuse_ae.pth"), weights_only=True)
     del state["decoder"]["deconv.0.bias"]
     torch.save(state, tmp_path / "ae.pth")
     with pytest.raises(MethodError, match=r"missing key 'decoder\.deconv\.0\.bias'"):
@@ -115,7 +109,7 @@ def test_small_unets_match_their_unit_goldens(small_nets, io):
 
 
 def test_small_mkf_matches_its_unit_golden(small_nets, io):
-    meta = json.loads(golden("magicfuse_small_meta.json").read_text())["unit_golden"]["mkf_seg_map_stats"]
+    meta = json.loads(golden_model("magicfuse_small_meta.json").read_text())["unit_golden"]["mkf_seg_map_stats"]
     args = [io[f"unit.mkf_{k}"] for k in ("x", "n1", "n2")] + [io["unit.t"]]
     with torch.no_grad():
         w_e, _ = small_nets.mkf.weight(*args)
@@ -140,7 +134,7 @@ def test_noise_fusion_caps_the_visible_share_on_person_pixels_only():
 
 # -- schedule and pipeline golden -----------------------------------------------------------------------------------
 def test_schedule_is_the_released_one():
-    schedule = json.loads(golden("magicfuse_schedule.json").read_text())
+    schedule = json.loads(golden_model("magicfuse_schedule.json").read_text())
     pairs = timesteps()
     assert [t for t, _ in pairs] == schedule["timesteps_descending"]
     assert [n for _, n in pairs] == schedule["next_timesteps"]
@@ -251,7 +245,7 @@ def test_mkf_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     root = tmp_path / "data"
     make_m3svd(root, clips=("0111_1716",), n=2, split="train", h=64, w=80)
     (tmp_path / "ae").mkdir()
-    shutil.copy(golden("magicfuse_ae.pth"), tmp_path / "ae" / "ae.pth")  # the released AE; random U-Nets, MKF
+    shutil.copy(golden_model("magicfuse_ae.pth"), tmp_path / "ae" / "ae.pth")  # the released AE; random U-Nets, MKF
     kwargs = {"split": "train", "seed": 3, "device": "cpu", "config": "small", "progress": False, "lr": 1e-2,
               "weights": tmp_path / "ae"}
     full = train(root, tmp_path / "full", iterations=4, **kwargs)

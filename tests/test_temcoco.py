@@ -10,20 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import golden_model
 
 from m3svd.methods.base import MethodError, plan_windows
 from m3svd.methods.temcoco import CHECKPOINT, CHECKPOINT_URL, TemCoCo, deform, official_windows
 from m3svd.methods.temcoco.arch import Branch_Seg, Fusion, relative_position_index
-
-GOLDEN = SHARED_DATA.parent / "golden" / "models"
-
-
-def golden(name: str) -> Path:
-    path = GOLDEN / name
-    if not path.exists():
-        pytest.skip(f"golden data not available: {path} (the read-only ../shared/golden checkout)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +24,15 @@ def small():
 
     from m3svd.methods.nets import load_state_dict
 
-    weights = golden("temcoco_small.safetensors")
+    weights = golden_model("temcoco_small.safetensors")
     net = Fusion()
     net.load_state_dict(load_state_dict(weights, "TemCoCo", "golden"), strict=True)
-    return net.eval(), load_file(str(golden("temcoco_small_io.safetensors"))), weights
+    return net.eval(), load_file(str(golden_model("temcoco_small_io.safetensors"))), weights
 
 
 # -- 1. key layout ------------------------------------------------------------------------------------------------
 def test_released_state_dict_equals_the_official_key_list_in_order_shape_and_dtype():
-    listing = json.loads(golden("temcoco_full_keys.json").read_text())["released_config"]
+    listing = json.loads(golden_model("temcoco_full_keys.json").read_text())["released_config"]
     with torch.device("meta"):
         state = Fusion().state_dict()
     ours = [(k, list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()]

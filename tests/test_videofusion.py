@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import golden_model
 from synthetic import make_m3svd
 
 from m3svd import methods, protocols
@@ -21,27 +21,17 @@ from m3svd.methods.base import MethodError, Window
 from m3svd.methods.videofusion import CHECKPOINT, CHECKPOINT_URL, git_blob_sha1, stretch_per_frame, tiles
 from m3svd.methods.videofusion.arch import build
 
-GOLDEN = SHARED_DATA.parent / "golden" / "models"
-
-
-def golden(name: str) -> Path:
-    """Path of a golden file; skips the test when the read-only golden checkout is absent."""
-    path = GOLDEN / name
-    if not path.exists():
-        pytest.skip(f"golden data not available: {path} (the read-only ../shared/golden checkout)")
-    return path
-
 
 @pytest.fixture(scope="module")
 def io():
     from safetensors.torch import load_file
 
-    return load_file(str(golden("videofusion_small_io.safetensors")))
+    return load_file(str(golden_model("videofusion_small_io.safetensors")))
 
 
 @pytest.fixture(scope="module")
 def small_weights() -> Path:
-    return golden("videofusion_small.safetensors")
+    return golden_model("videofusion_small.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def _uint8_inputs(io):
 
 # -- architecture ---------------------------------------------------------------------------------------------
 def test_released_configuration_matches_the_checkpoint_layout():
-    listing = json.loads(golden("videofusion_full_keys.json").read_text())["released_config"]
+    listing = json.loads(golden_model("videofusion_full_keys.json").read_text())["released_config"]
     with torch.device("meta"):
         state = build("full").state_dict()
     assert [(k, tuple(v.shape)) for k, v in state.items()] == [

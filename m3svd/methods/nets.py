@@ -77,6 +77,21 @@ def pad_to_multiple(x, multiple: int):
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def resume_state(path: Path, recipe: dict, device) -> dict | None:
+    """The training checkpoint at ``path`` (None when absent), refused in one line when it was written by another
+    recipe: resuming must continue the same run, never silently mix two."""
+    import torch
+
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state["recipe"] != recipe:
+        changed = next(k for k in {**state["recipe"], **recipe} if state["recipe"].get(k) != recipe.get(k))
+        raise MethodError(f"{path}: checkpoint was trained with {changed}={state['recipe'].get(changed)!r}, "
+                          f"not {recipe.get(changed)!r}; use another out folder or resume=False")
+    return state
+
+
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename: a crash leaves the old file or the new, never half."""
     import torch

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text
+from m3svd.methods.nets import atomic_save, atomic_text, resume_state
 
 CONFIGS = {"full": {"patch": (480, 640)}, "small": {"patch": (64, 64)}}
 LOSS_WEIGHTS = {"intensity": 6.0, "gradient": 10.0, "cr": 5.0, "cb": 5.0, "seg": 1.0}
@@ -180,12 +180,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
     epoch_len = len(dataset)
     optimiser = torch.optim.SGD(nets.mkf.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     start, ckpt = 0, out / CHECKPOINT
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if state["recipe"] != recipe:
-            changed = next(k for k in recipe if state["recipe"].get(k) != recipe[k])
-            raise MethodError(f"{ckpt}: checkpoint was trained with {changed}={state['recipe'].get(changed)!r}, "
-                              f"not {recipe[changed]!r}; use another out folder or resume=False")
+    if resume and (state := resume_state(ckpt, recipe, device)) is not None:
         nets.mkf.load_state_dict(state["mkf"])
         optimiser.load_state_dict(state["optimizer"])
         start = int(state["iteration"])

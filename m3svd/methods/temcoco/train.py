@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text
+from m3svd.methods.nets import atomic_save, atomic_text, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 10, "patch": 224},
@@ -293,12 +293,7 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, step_size=LR_STEP, gamma=LR_GAMMA)
     start = 0
     ckpt_path = out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if state["recipe"] != recipe:
-            changed = next(k for k in recipe if state["recipe"].get(k) != recipe[k])
-            raise MethodError(f"{ckpt_path}: checkpoint was trained with {changed}={state['recipe'].get(changed)!r}, "
-                              f"not {recipe[changed]!r}; use another out folder or resume=False")
+    if resume and (state := resume_state(ckpt_path, recipe, device)) is not None:
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])

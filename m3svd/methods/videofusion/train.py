@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text
+from m3svd.methods.nets import atomic_save, atomic_text, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 6, "patch": 128, "warmup": 5000, "batch_size": 3},  # batch per process (GPU)
@@ -231,12 +231,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=WEIGHT_DECAY)
     start = 0
     ckpt_path = out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if state["recipe"] != recipe:
-            changed = next(k for k in recipe if state["recipe"].get(k) != recipe[k])
-            raise MethodError(f"{ckpt_path}: checkpoint was trained with {changed}={state['recipe'].get(changed)!r}, "
-                              f"not {recipe[changed]!r}; use another out folder or resume=False")
+    if resume and (state := resume_state(ckpt_path, recipe, device)) is not None:
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
