@@ -22,16 +22,19 @@ CLASSICAL = ("ir", "vi", "average", "max", "laplacian", "dwt", "gff", "gff-tempo
 
 
 def table(protocol, root: Path, out: Path) -> None:
-    names = list(protocol.image_metrics)
-    print(f"\n## {protocol.key} — mean over clips (± 95% CI half-width)")
-    print("| method | " + " | ".join(f"{n} {'↑' if _higher(protocol, n) else '↓'}" for n in names) + " |")
-    print("|---" * (len(names) + 1) + "|")
-    for name in CLASSICAL:
-        run = evaluate(protocol, out / protocol.id / name, method=MethodSpec(name), root=root)
-        overall = run.summary[run.summary["clip"] == ""].set_index("metric")
-        cells = [f"{overall.loc[n, 'mean']:.4f} ± {(overall.loc[n, 'ci_high'] - overall.loc[n, 'ci_low']) / 2:.4f}"
-                 for n in names]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    """The image-metric table, then the temporal one, from one evaluation per baseline (reruns skip done clips)."""
+    runs = {name: evaluate(protocol, out / protocol.id / name, method=MethodSpec(name), root=root)
+            for name in CLASSICAL}
+    for kind, names in (("image", list(protocol.image_metrics)), ("temporal", list(protocol.temporal_metrics))):
+        print(f"\n## {protocol.key}, {kind} metrics — mean over clips (± 95% CI half-width)")
+        print("| method | " + " | ".join(f"{n} {'↑' if _higher(protocol, n) else '↓'}" for n in names) + " |")
+        print("|---" * (len(names) + 1) + "|")
+        for name, run in runs.items():
+            overall = run.summary[run.summary["clip"] == ""].set_index("metric")
+            cells = [f"{overall.loc[n, 'mean']:.4f} ± {(overall.loc[n, 'ci_high'] - overall.loc[n, 'ci_low']) / 2:.4f}"
+                     for n in names]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+    run = runs[CLASSICAL[-1]]
     print(f"clips: {', '.join(sorted(run.results['clip'].unique()))}; "
           f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames")
 
