@@ -139,8 +139,7 @@ class TorchScorer:
     # ----------------------------------------------------------------------------------------- inputs
     def _frames(self, name: str, frames) -> torch.Tensor:
         if isinstance(frames, torch.Tensor):
-            frames = frames.detach().cpu().numpy() if frames.device.type != "cpu" or not frames.is_contiguous() \
-                else frames.numpy()
+            frames = frames.detach().cpu().numpy()
         a = _batch(name, frames, grey_or_rgb=True)
         return grey(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
 
