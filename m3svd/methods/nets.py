@@ -5,6 +5,7 @@ Torch is imported inside the functions, so registering the methods (``m3svd ls m
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -90,6 +91,34 @@ def resume_state(path: Path, recipe: dict, device) -> dict | None:
         raise MethodError(f"{path}: checkpoint was trained with {changed}={state['recipe'].get(changed)!r}, "
                           f"not {recipe.get(changed)!r}; use another out folder or resume=False")
     return state
+
+
+class TrainingLog:
+    """``out/train_log.jsonl`` — one JSON line per iteration, started afresh by a fresh run and continued by a
+    resumed one — and the progress bar. ``write=False`` (DDP ranks other than 0) keeps both silent."""
+
+    def __init__(self, out: Path, start: int, iterations: int, desc: str, progress: bool, write: bool = True):
+        self.path, self.write, self.last = out / "train_log.jsonl", write, {}
+        if write and start == 0:
+            self.path.unlink(missing_ok=True)
+        self.bar = None
+        if write and progress and start < iterations:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=iterations, initial=start, desc=desc, unit="it")
+
+    def record(self, row: dict) -> None:
+        self.last = row
+        if self.write:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def atomic_save(obj, path: Path) -> None:

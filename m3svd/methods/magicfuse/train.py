@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
 
 CONFIGS = {"full": {"patch": (480, 640)}, "small": {"patch": (64, 64)}}
 LOSS_WEIGHTS = {"intensity": 6.0, "gradient": 10.0, "cr": 5.0, "cb": 5.0, "seg": 1.0}
@@ -184,15 +184,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
         nets.mkf.load_state_dict(state["mkf"])
         optimiser.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
-    log_path = out / "train_log.jsonl"
-    if start == 0 and log_path.exists():
-        log_path.unlink()
-    bar = None
-    if progress and start < iterations:
-        from tqdm import tqdm
-
-        bar = tqdm(total=iterations, initial=start, desc="magicfuse train", unit="it")
-    last = {}
+    log = TrainingLog(out, start, iterations, "magicfuse train", progress)
     for iteration in range(start, iterations):
         for group in optimiser.param_groups:
             group["lr"] = lr * LR_GAMMA ** (iteration // (LR_EPOCHS * epoch_len))
@@ -203,23 +195,17 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        last = {"iteration": iteration + 1, "loss": loss.item(), "t": select,
-                "lr": optimiser.param_groups[0]["lr"], **{k: v.item() for k, v in terms.items()}}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(last) + "\n")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        log.record({"iteration": iteration + 1, "loss": loss.item(), "t": select,
+                    "lr": optimiser.param_groups[0]["lr"], **{k: v.item() for k, v in terms.items()}})
         if (iteration + 1) % save_every == 0 or iteration + 1 == iterations:
             atomic_save({"mkf": nets.mkf.state_dict(), "optimizer": optimiser.state_dict(),
                          "iteration": iteration + 1, "recipe": recipe}, ckpt)
-    if bar is not None:
-        bar.close()
+    log.close()
     path = out / "model.pth"
     atomic_save(nets.mkf.state_dict(), path)
     label_info = {"method": "magicfuse", "trained": "MKF only (AE, IKR, CKG frozen)",
                   "trained_by": "m3svd toolkit recipe (not the authors' checkpoint)", "iterations": iterations,
-                  "semantic_loss": labels is not None, **recipe, "final": last or None,
+                  "semantic_loss": labels is not None, **recipe, "final": log.last or None,
                   "schedule": f"SGD lr {lr} momentum {MOMENTUM} wd {WEIGHT_DECAY}, x{LR_GAMMA} every {LR_EPOCHS} "
                               f"epochs of {epoch_len} frames"}
     atomic_text(json.dumps(label_info, indent=2) + "\n", out / "magicfuse.json")

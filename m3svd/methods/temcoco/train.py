@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 10, "patch": 224},
@@ -303,15 +303,7 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
         atomic_save({"model": net.state_dict(), "optimizer": optimiser.state_dict(),
                       "scheduler": schedule.state_dict(), "iteration": iteration, "recipe": recipe}, ckpt_path)
 
-    log_path = out / "train_log.jsonl"
-    if start == 0 and log_path.exists():
-        log_path.unlink()
-    bar = None
-    if progress and start < iterations:
-        from tqdm import tqdm
-
-        bar = tqdm(total=iterations, initial=start, desc="temcoco train", unit="it")
-    last = {}
+    log = TrainingLog(out, start, iterations, "temcoco train", progress)
     for iteration in range(start, iterations):
         batch = _batch(dataset, iteration, batch_size, seed, device)
         fused, ir_feat, vi_feat = net(batch["ir"].expand(-1, -1, 3, -1, -1), batch["vi"])
@@ -326,22 +318,16 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
         torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP_NORM)
         optimiser.step()
         schedule.step()
-        last = {"iteration": iteration + 1, "loss": loss.item(), "lr": schedule.get_last_lr()[0],
-                **{k: v.item() for k, v in terms.items()}}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(last) + "\n")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        log.record({"iteration": iteration + 1, "loss": loss.item(), "lr": schedule.get_last_lr()[0],
+                    **{k: v.item() for k, v in terms.items()}})
         if (iteration + 1) % save_every == 0 or iteration + 1 == iterations:
             save(iteration + 1)
-    if bar is not None:
-        bar.close()
+    log.close()
 
     weights = out / "temcoco.pth"
     atomic_save(net.state_dict(), weights)
     label = {"method": "temcoco", "trained_by": "m3svd toolkit recipe (not the authors' checkpoint)",
-             "iterations": max(start, iterations), **recipe, "final": last or None,
+             "iterations": max(start, iterations), **recipe, "final": log.last or None,
              "schedule": f"Adam lr {lr}, x{LR_GAMMA} every {LR_STEP} iterations, grad-norm clip {CLIP_NORM}"}
     atomic_text(json.dumps(label, indent=2) + "\n", out / "temcoco.json")
     return weights

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 6, "patch": 128, "warmup": 5000, "batch_size": 3},  # batch per process (GPU)
@@ -241,15 +241,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
         # the unused attn.norm LayerNorms never get a gradient, so DDP must be told to expect unused parameters
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
 
-    log_path = out / "train_log.jsonl"
-    if rank == 0 and start == 0 and log_path.exists():
-        log_path.unlink()
-    bar = None
-    if progress and rank == 0 and start < iterations:
-        from tqdm import tqdm
-
-        bar = tqdm(total=iterations, initial=start, desc="videofusion train", unit="it")
-    last = {}
+    log = TrainingLog(out, start, iterations, "videofusion train", progress, write=rank == 0)
     for iteration in range(start, iterations):
         rate = learning_rate(iteration + 1, warmup, lr)
         for group in optimiser.param_groups:
@@ -263,24 +255,19 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP_NORM)
         optimiser.step()
-        last = {"iteration": iteration + 1, "loss": loss.item(), "lr": rate, **{k: v.item() for k, v in terms.items()}}
+        log.record({"iteration": iteration + 1, "loss": loss.item(), "lr": rate,
+                    **{k: v.item() for k, v in terms.items()}})
         if rank == 0:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(last) + "\n")
             if (iteration + 1) % save_every == 0 or iteration + 1 == iterations:
                 atomic_save({"model": net.state_dict(), "optimizer": optimiser.state_dict(),
                              "iteration": iteration + 1, "recipe": recipe}, ckpt_path)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.4f}")
-    if bar is not None:
-        bar.close()
+    log.close()
 
     weights = out / "videofusion.pth"
     if rank == 0:
         atomic_save({"params": net.state_dict()}, weights)
         label = {"method": "videofusion", "trained_by": "m3svd toolkit recipe (not the authors' checkpoint)",
-                 "iterations": iterations, **recipe, "final": last or None,
+                 "iterations": iterations, **recipe, "final": log.last or None,
                  "schedule": f"AdamW lr {lr} wd {WEIGHT_DECAY}, warm-up {warmup}, cosine to {ETA_MIN} over "
                              f"{PERIOD}, grad-norm clip {CLIP_NORM}"}
         atomic_text(json.dumps(label, indent=2) + "\n", out / "videofusion.json")
