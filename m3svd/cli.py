@@ -201,7 +201,7 @@ def _parse_options(method_name: str, pairs: list[str]) -> dict:
 
 def cmd_evaluate(args) -> int:
     from m3svd import protocols
-    from m3svd.evaluate import MethodSpec, evaluate, format_summary
+    from m3svd.evaluate import MethodSpec, evaluate, evaluate_methods
 
     if (args.method is None) == (args.predictions is None):
         raise M3SVDError("give --method NAME or --predictions DIR (with --name), not both or neither")
@@ -213,19 +213,35 @@ def cmd_evaluate(args) -> int:
         if not torch.cuda.is_available():
             raise M3SVDError(f"--device {args.device}: no CUDA device on this machine; use --device cpu")
     protocol = protocols.load(args.protocol)
-    spec = None
-    if args.method:
-        options = _parse_options(args.method, args.option)
-        spec = MethodSpec(args.method, args.device, str(args.weights) if args.weights else None,
-                          tuple(sorted(options.items())))
-    label = args.method or args.name
-    out = args.out or Path("m3svd-results") / label / protocol.id
     progress = not args.no_progress and sys.stderr.isatty()
-    flow_cache = False if args.no_flow_cache else args.flow_cache
-    run = evaluate(protocol, out, method=spec, predictions=args.predictions, name=args.name, root=args.root,
-                   workers=args.workers, executor=args.executor, ray_address=args.ray_address, flow_cache=flow_cache,
-                   metrics_device=args.metrics_device,
-                   progress=progress, log=lambda line: print(line, file=sys.stderr))
+    common = dict(root=args.root, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
+                  flow_cache=False if args.no_flow_cache else args.flow_cache, metrics_device=args.metrics_device,
+                  progress=progress, log=lambda line: print(line, file=sys.stderr))
+    if args.predictions is not None:
+        out = args.out or Path("m3svd-results") / args.name / protocol.id
+        runs = [evaluate(protocol, out, predictions=args.predictions, name=args.name, **common)]
+    else:
+        names = [n.strip() for n in args.method.split(",") if n.strip()]
+        if len(set(names)) < len(names) or not names:
+            raise M3SVDError(f"--method {args.method!r}: name each method once")
+        if len(names) > 1 and (args.weights or args.option):
+            raise M3SVDError("--weights and --option belong to one method; evaluate such a method on its own")
+        specs = [MethodSpec(n, args.device, str(args.weights) if args.weights else None,
+                            tuple(sorted(_parse_options(n, args.option).items()))) for n in names]
+        if args.out is None:
+            outs = [Path("m3svd-results") / n / protocol.id for n in names]
+        else:
+            outs = [args.out] if len(names) == 1 else [args.out / n for n in names]
+        runs = evaluate_methods(protocol, list(zip(specs, outs, strict=True)), **common)
+    for run in runs:
+        _print_run(run, protocol)
+    return 0
+
+
+def _print_run(run, protocol) -> None:
+    from m3svd.evaluate import format_summary
+
+    label = run.results["method"].iloc[0]
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
           f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
     temporal = run.summary["metric"].isin(protocol.temporal_metrics)
@@ -234,7 +250,6 @@ def cmd_evaluate(args) -> int:
         print(f"temporal (flow {run.results['flow_estimator'].iloc[0]}; one value per frame pair or triplet):")
         print(format_summary(run.summary[temporal], list(protocol.temporal_metrics)))
     print(f"results: {run.out / 'results.parquet'}  summary: {run.out / 'summary.parquet'}")
-    return 0
 
 
 def _recipe(method_name: str):
@@ -361,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         "directory; --protocol sample runs on the built-in clip with no download.",
     )
     what = ev.add_mutually_exclusive_group()
-    what.add_argument("--method", help="a method name (see `m3svd ls methods`)")
+    what.add_argument("--method", metavar="NAME[,NAME...]", help="a method (see `m3svd ls methods`), or several "
+                      "separated by commas: scored in one pass that computes source statistics and flows once")
     what.add_argument("--predictions", type=Path, metavar="DIR",
                       help="fused frames made elsewhere: DIR/<clip>/<frame>.png, one image per frame of the clip")
     ev.add_argument("--name", help="the name results carry when scoring --predictions")
@@ -381,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-flow-cache", action="store_true", help="keep source flows in memory only")
     ev.add_argument("--metrics-device", metavar="DEVICE", help="score the m3svd image metrics that have a torch "
                     "path on DEVICE (cuda, cuda:N, cpu) in float64: the same values as the default numpy path")
-    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>)")
+    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>; with "
+                    "several methods, OUT/<method>)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -10,6 +10,8 @@ One run writes, under ``out/``:
   with a bootstrap confidence interval over clips; ``run.json`` — provenance of the run.
 
 With ``predictions=DIR`` the fused frames are read from ``DIR/<clip>/*.png`` instead of produced by a method.
+:func:`evaluate_methods` runs several methods in one pass, each into its own ``out/``, sharing every chunk's source
+statistics and flows.
 """
 
 from __future__ import annotations
@@ -62,13 +64,14 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """Everything one clip's evaluation needs, picklable (for ``--workers``)."""
+    """Everything one clip's evaluation needs, picklable (for ``--workers``): one output folder per method in
+    ``methods``, or one for the ``predictions``."""
 
     protocol: Protocol
     dataset: str  # a dataset folder or "sample"
     clip: str
-    out: str
-    method: MethodSpec | None = None
+    outs: tuple[str, ...]
+    methods: tuple[MethodSpec, ...] = ()
     predictions: str | None = None
     name: str | None = None  # the results' method name for predictions
     progress: bool = False
@@ -250,17 +253,18 @@ def _torch_scorer(device: str | None, protocol):
 
 
 class _TemporalScorer:
-    """Temporal metrics over a clip's fused stream, in chunks of bounded memory.
+    """Temporal metrics over a clip's fused streams (one per method), in chunks of bounded memory.
 
     Each chunk repeats the last ``span − 1`` frames of the one before, so every pair (triplet) of consecutive frames
     is scored exactly once and none straddles a chunk. A value is recorded at the **last** frame of its pair or
-    triplet: the first ``span − 1`` frames of a clip have none. Source flows come from the on-disk cache when the
-    same frames were met before (another method, another run), keyed by content and estimator.
+    triplet: the first ``span − 1`` frames of a clip have none. Every stream is scored against one set of source
+    flows per chunk; those come from the on-disk cache when the same frames were met before (another run), keyed by
+    content and estimator.
     """
 
     CHUNK = 16
 
-    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, emit):
+    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, streams: list):
         from m3svd import flow as fl
         from m3svd import metrics
 
@@ -268,17 +272,18 @@ class _TemporalScorer:
         self.estimator = fl.estimator(flow)
         self.cache = fl.FlowCache(cache) if cache else None
         self.carry = max((m.span for m in self.metrics), default=1) - 1
-        self.emit = emit
+        self.streams = streams
         self.first = 0  # clip index of buffer[0]
         self.scored = None  # clip index of the first frame not yet scored as a last frame
-        self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]] = []  # (fused, ir, vi, digest)
+        self.buffer: list[tuple] = []  # (ir, vi, (fused, digest) per stream)
 
-    def push(self, first: int, fused, ir, vi, digests) -> None:
+    def push(self, first: int, ir, vi, fused: list[np.ndarray], digests: list[list[str]]) -> None:
         if not self.metrics:
             return
         if self.scored is None:
             self.first = self.scored = first
-        self.buffer += zip(fused, ir, vi, digests, strict=True)
+        self.buffer += [(ir[i], vi[i], [(f[i], d[i]) for f, d in zip(fused, digests, strict=True)])
+                        for i in range(len(ir))]
         if len(self.buffer) - self.carry >= self.CHUNK:
             self.flush()
 
@@ -287,117 +292,181 @@ class _TemporalScorer:
 
         if not self.buffer or self.first + len(self.buffer) <= self.scored:
             return
-        fused, ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(3))
-        digests = [item[3] for item in self.buffer]
+        ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(2))
         sources = VideoSources(ir, vi, flow=self.estimator, cache=self.cache)
-        for metric in self.metrics:
-            if len(fused) < metric.span:
-                continue
-            values = _values(metric, fused, sources)
-            last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
-            new = self.first + last >= self.scored
-            self.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
+        for s, stream in enumerate(self.streams):
+            fused = np.stack([item[2][s][0] for item in self.buffer])
+            digests = [item[2][s][1] for item in self.buffer]
+            for metric in self.metrics:
+                if len(fused) < metric.span:
+                    continue
+                values = _values(metric, fused, sources)
+                last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
+                new = self.first + last >= self.scored
+                stream.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
         self.scored = self.first + len(self.buffer)
         keep = min(self.carry, len(self.buffer))
         self.first += len(self.buffer) - keep
         self.buffer = self.buffer[len(self.buffer) - keep:]
 
 
-def evaluate_clip(job: Job) -> str:
-    """Fuse (or read) one clip, score every frame, write ``clips/<clip>.parquet``; returns ``"done"``/``"skipped"``."""
-    import pandas as pd
+SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
 
+
+class _Stream:
+    """One method's (or the saved predictions') fused frames for one clip, and the rows scored from them.
+
+    Frames come from the method's own windows (written to ``fused/`` as they are made) and are handed out in the
+    clip's scoring chunks, so several methods advance in lockstep and share each chunk's source statistics.
+    """
+
+    def __init__(self, job: Job, spec: MethodSpec | None, out: str, clip: Clip, reference: Clip, span: range):
+        self.job, self.spec, self.clip, self.span = job, spec, clip, span
+        self.method = spec.build() if spec else None
+        if self.method is not None and "ir" in self.method.inputs and "ir" not in job.protocol.inputs:
+            raise EvaluationError(f"method {self.method.name!r} needs infrared input; protocol {job.protocol.id} "
+                                  f"gives visible frames only")
+        self.identity = self.method.identity() if self.method else {
+            "method": job.name, "method_version": "predictions", "weights": None, "weights_sha256": None,
+            "options": {}}
+        self.key = run_key(job, clip, reference, self.identity)
+        self.out = Path(out)
+        self.result_path = self.out / "clips" / f"{clip.name}.parquet"
+        self.columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
+        self._frames = None  # the iterator of (first, fused, restored) windows, started on the first take
+        self._first, self._fused, self._restored = span.start, None, {}
+
+    def done(self) -> bool:
+        """Results for this run key are on disk already."""
+        import pandas as pd
+
+        if not self.result_path.exists():
+            return False
+        previous = pd.read_parquet(self.result_path, columns=["run_key"])
+        return bool(len(previous)) and bool((previous["run_key"] == self.key).all())
+
+    def _windows(self):
+        start, stop = self.span.start, self.span.stop
+        if self.method is None:
+            read = _predicted_frames(self.job, self.clip, start, stop)
+            for a in range(start, stop, SCORE_CHUNK):
+                yield a, read(a, min(a + SCORE_CHUNK, stop)), {}
+            return
+        protocol = self.job.protocol
+        folder = self.out / "fused" / self.clip.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for window in self.method.plan(stop - start):
+            ir, vi = self.clip.frames(start + window.start, start + window.stop)
+            fusion = self.method.fuse(ir if "ir" in protocol.inputs else None, vi)
+            keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
+            fused = _checked_fusion(self.method.name, fusion.fused[keep], vi[keep].shape)
+            first = start + window.keep_start
+            for offset, frame in enumerate(fused):
+                _write_png(folder / f"{first + offset:06d}.png", frame)
+            restored = {}
+            if protocol.restoration_metrics and self.method.restores:
+                restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
+            yield first, fused, restored
+
+    def take(self, a: int, b: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Fused (and restored) frames ``[a, b)``; chunks are taken in order, so earlier frames are dropped."""
+        if self._frames is None:
+            self._frames = self._windows()
+        while self._fused is None or self._first + len(self._fused) < b:
+            first, fused, restored = next(self._frames)
+            if self._fused is None:
+                self._first, self._fused, self._restored = first, fused, restored
+            else:
+                self._fused = np.concatenate([self._fused, fused])
+                self._restored = {k: np.concatenate([v, restored[k]]) for k, v in self._restored.items()}
+        lo, hi = a - self._first, b - self._first
+        taken = self._fused[lo:hi], {k: v[lo:hi] for k, v in self._restored.items()}
+        self._first, self._fused = b, self._fused[hi:]
+        self._restored = {k: v[hi:] for k, v in self._restored.items()}
+        return taken
+
+    def emit(self, frames, name: str, values, digests) -> None:
+        self.columns["frame"] += [int(f) for f in frames]
+        self.columns["metric"] += [name] * len(values)
+        self.columns["value"] += [float(x) for x in values]
+        self.columns["fused_sha256"] += digests
+
+    def write(self, image_metrics: list, temporal: _TemporalScorer, input_sha256: str) -> None:
+        """The clip's rows with provenance, sorted by frame then metric, written atomically."""
+        import pandas as pd
+
+        columns = self.columns
+        order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
+        table = pd.DataFrame(columns)
+        table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
+        kinds = {m.name: m for m in image_metrics + temporal.metrics}
+        convention = self.job.protocol.convention
+        provenance = _provenance(self.job, self.spec, self.clip, self.identity, self.key, input_sha256,
+                                 temporal.estimator.id)
+        for column, value in provenance.items():
+            table[column] = value
+        table["convention"] = [kinds[m].convention if m in kinds else convention for m in table["metric"]]
+        table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
+        table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
+        table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
+        _atomic_parquet(table[ROW_COLUMNS], self.result_path)
+
+
+def evaluate_clip(job: Job) -> list[str]:
+    """Fuse (or read) one clip for every output of the job, score every frame, write each output's
+    ``clips/<clip>.parquet``; returns ``"done"`` or ``"skipped"`` per output.
+
+    Outputs still to do advance together, chunk by chunk: each chunk's source statistics (image metrics) and
+    source flows (temporal metrics) are computed once and used for every method.
+    """
     from m3svd import metrics
 
     protocol = job.protocol
     clip, reference = _open_clip(job)
     start, stop = _frame_range(protocol, clip)
-    method = job.method.build() if job.method else None
-    if method is not None and "ir" in method.inputs and "ir" not in protocol.inputs:
-        raise EvaluationError(f"method {method.name!r} needs infrared input; protocol {protocol.id} gives visible "
-                              f"frames only")
-    identity = method.identity() if method else {"method": job.name, "method_version": "predictions",
-                                                 "weights": None, "weights_sha256": None, "options": {}}
-    key = run_key(job, clip, reference, identity)
-    out = Path(job.out)
-    result_path = out / "clips" / f"{clip.name}.parquet"
-    if result_path.exists():
-        previous = pd.read_parquet(result_path, columns=["run_key"])
-        if len(previous) and (previous["run_key"] == key).all():
-            return "skipped"
-    fused_dir = out / "fused" / clip.name
-    if method is not None:
-        fused_dir.mkdir(parents=True, exist_ok=True)
-    read_predicted = _predicted_frames(job, clip, start, stop) if job.predictions else None
+    specs = job.methods or (None,)
+    streams = [_Stream(job, spec, out, clip, reference, range(start, stop)) for spec, out in
+               zip(specs, job.outs, strict=True)]
+    outcomes = ["skipped" if stream.done() else "done" for stream in streams]
+    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome == "done"]
+    if not streams:
+        return outcomes
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
     on_torch = _torch_scorer(job.metrics_device, protocol)
-    columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
+    temporal = _TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache,
+                               streams)
     input_digest = hashlib.sha256()
-    bar = _bar(job.progress, stop - start, f"{clip.name}")
-
-    def emit(frames, name: str, values, digests) -> None:
-        columns["frame"] += [int(f) for f in frames]
-        columns["metric"] += [name] * len(values)
-        columns["value"] += [float(x) for x in values]
-        columns["fused_sha256"] += digests
-
-    temporal = _TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache, emit)
-
-    def score(first: int, fused: np.ndarray, restored: dict[str, np.ndarray]) -> None:
-        ref_ir, ref_vi = reference.frames(first, first + len(fused))
+    bar = _bar(job.progress, stop - start, clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}")
+    for a in range(start, stop, SCORE_CHUNK):
+        b = min(a + SCORE_CHUNK, stop)
+        ir, vi = clip.frames(a, b)
+        input_digest.update(ir.data)
+        input_digest.update(vi.data)
+        ref_ir, ref_vi = (ir, vi) if reference is clip else reference.frames(a, b)
         sources = metrics.Sources(ref_ir, ref_vi)
-        digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
-        values = on_torch.score(fused, ref_ir, ref_vi) if on_torch else {}
-        values = {m.name: values[m.name] if m.name in values else _values(m, fused, sources) for m in image_metrics}
-        for stream, frames in restored.items():
-            clean = ref_ir if stream == "ir" else ref_vi
-            for name in protocol.restoration_metrics:
-                values[f"restored_{stream}_{name}"] = _restoration_scores(name, frames, clean)
-        frames = range(first, first + len(fused))
-        for name, v in values.items():
-            emit(frames, name, v, digests)
-        temporal.push(first, fused, ref_ir, ref_vi, digests)
-
-    if method is None:
-        step = 8
-        for a in range(start, stop, step):
-            b = min(a + step, stop)
-            ir, vi = clip.frames(a, b)
-            input_digest.update(ir.data)
-            input_digest.update(vi.data)
-            score(a, read_predicted(a, b), {})
-            bar.update(b - a)
-    else:
-        for window in method.plan(stop - start):
-            a, b = start + window.start, start + window.stop
-            ir, vi = clip.frames(a, b)
-            fusion = method.fuse(ir if "ir" in protocol.inputs else None, vi)
-            keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
-            fused = _checked_fusion(method.name, fusion.fused[keep], vi[keep].shape)
-            input_digest.update(np.ascontiguousarray(ir[keep]).data)
-            input_digest.update(np.ascontiguousarray(vi[keep]).data)
-            for offset, frame in enumerate(fused):
-                _write_png(fused_dir / f"{start + window.keep_start + offset:06d}.png", frame)
-            restored = {}
-            if protocol.restoration_metrics and method.restores:
-                restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
-            score(start + window.keep_start, fused, restored)
-            bar.update(window.keep_stop - window.keep_start)
+        torch_sources = on_torch.sources(ref_ir, ref_vi) if on_torch else None
+        chunk_fused, chunk_digests = [], []
+        for stream in streams:
+            fused, restored = stream.take(a, b)
+            digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
+            values = on_torch.score(fused, sources=torch_sources) if on_torch else {}
+            values = {m.name: values[m.name] if m.name in values else _values(m, fused, sources)
+                      for m in image_metrics}
+            for name, frames in restored.items():
+                clean = ref_ir if name == "ir" else ref_vi
+                for metric in protocol.restoration_metrics:
+                    values[f"restored_{name}_{metric}"] = _restoration_scores(metric, frames, clean)
+            for name, v in values.items():
+                stream.emit(range(a, b), name, v, digests)
+            chunk_fused.append(fused)
+            chunk_digests.append(digests)
+        temporal.push(a, ref_ir, ref_vi, chunk_fused, chunk_digests)
+        bar.update(b - a)
     temporal.flush()
     bar.close()
-    order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
-    table = pd.DataFrame(columns)
-    table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
-    kinds = {m.name: m for m in image_metrics + temporal.metrics}
-    provenance = _provenance(job, clip, identity, key, input_digest.hexdigest(), temporal.estimator.id)
-    for column, value in provenance.items():
-        table[column] = value
-    table["convention"] = [kinds[m].convention if m in kinds else protocol.convention for m in table["metric"]]
-    table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
-    table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
-    table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
-    _atomic_parquet(table[ROW_COLUMNS], result_path)
-    return "done"
+    for stream in streams:
+        stream.write(image_metrics, temporal, input_digest.hexdigest())
+    return outcomes
 
 
 ROW_COLUMNS = [
@@ -408,7 +477,8 @@ ROW_COLUMNS = [
 ]
 
 
-def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: str, flow_id: str) -> dict:
+def _provenance(job: Job, spec: MethodSpec | None, clip: Clip, identity: dict, key: str, input_sha256: str,
+                flow_id: str) -> dict:
     return {
         "schema": RESULTS_SCHEMA,
         "toolkit_version": __version__,
@@ -426,7 +496,7 @@ def _provenance(job: Job, clip: Clip, identity: dict, key: str, input_sha256: st
         "method_options": json.dumps(identity["options"], sort_keys=True, default=str),
         "source": "predictions" if job.predictions else "method",
         "flow_estimator": flow_id if job.protocol.temporal_metrics else "",
-        "device": job.method.device if job.method else "",
+        "device": spec.device if spec else "",
         "run_key": key,
     }
 
@@ -521,6 +591,27 @@ def evaluate(
     method: MethodSpec | None = None,
     predictions: str | Path | None = None,
     name: str | None = None,
+    **options,
+) -> Run:
+    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``.
+
+    ``options`` are :func:`evaluate_methods`'s: ``root``, ``workers``, ``executor``, ``ray_address``,
+    ``flow_cache``, ``metrics_device``, ``progress``, ``log``. With ``predictions=DIR`` the fused frames are read
+    from ``DIR/<clip>/*.png`` and the results carry ``name``.
+    """
+    if (method is None) == (predictions is None):
+        raise EvaluationError("give a method or a predictions folder, not both or neither")
+    if predictions is not None:
+        if not Path(predictions).is_dir():
+            raise EvaluationError(f"{predictions}: no such predictions folder")
+        return _evaluate(protocol, [(None, out)], predictions=str(predictions), name=name, **options)[0]
+    return evaluate_methods(protocol, [(method, out)], **options)[0]
+
+
+def evaluate_methods(
+    protocol: Protocol,
+    runs: list[tuple[MethodSpec, str | Path]],
+    *,
     root: str | Path | None = None,
     workers: int = 1,
     executor: str = "local",
@@ -529,12 +620,15 @@ def evaluate(
     metrics_device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: None,
-) -> Run:
-    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``.
+) -> list[Run]:
+    """Evaluate several methods in one pass over the protocol's clips, each into its own ``out`` folder.
+
+    The results are those of separate :func:`evaluate` runs (same rows, run keys and files), but each chunk of
+    source frames is decoded, and its source statistics and flows computed, once for all the methods.
 
     ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
     each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
-    CPUs). Every executor writes the same files; ``out`` must be on storage the workers share.
+    CPUs). Every executor writes the same files; the ``out`` folders must be on storage the workers share.
 
     ``flow_cache``: the folder where source-video flows are kept for temporal metrics (default: ``cache/flow``
     under the dataset root, shared by every method and run); ``False`` keeps them in memory only.
@@ -543,18 +637,26 @@ def evaluate(
     (:mod:`m3svd.metrics.torch_backend`) on that device in float64 — the same values as numpy to 1e-9, so results
     do not depend on the device; the rest stay on numpy.
     """
-    import pandas as pd
-
-    if (method is None) == (predictions is None):
-        raise EvaluationError("give a method or a predictions folder, not both or neither")
-    if predictions is not None and not Path(predictions).is_dir():
-        raise EvaluationError(f"{predictions}: no such predictions folder")
-    if method is not None:
-        built = method.build()  # fail fast (unknown method, options, missing weights) before any clip runs
+    if not runs:
+        raise EvaluationError("no method to evaluate")
+    outs = [Path(out).resolve() for _, out in runs]
+    if len(set(outs)) < len(outs):
+        raise EvaluationError("each method needs its own output folder")
+    for spec, _ in runs:
+        built = spec.build()  # fail fast (unknown method, options, missing weights) before any clip runs
         if "ir" in built.inputs and "ir" not in protocol.inputs:
-            raise EvaluationError(f"method {method.name!r} needs infrared input; protocol {protocol.id} gives "
+            raise EvaluationError(f"method {spec.name!r} needs infrared input; protocol {protocol.id} gives "
                                   f"visible frames only")
         del built
+    return _evaluate(protocol, runs, root=root, workers=workers, executor=executor, ray_address=ray_address,
+                     flow_cache=flow_cache, metrics_device=metrics_device, progress=progress, log=log)
+
+
+def _evaluate(protocol: Protocol, runs: list, *, predictions: str | None = None, name: str | None = None,
+              root=None, workers=1, executor="local", ray_address=None, flow_cache=None, metrics_device=None,
+              progress=False, log=lambda line: None) -> list[Run]:
+    if executor not in EXECUTORS:
+        raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     if metrics_device is not None:
         _check_device(metrics_device)
     clipset = find_dataset(protocol, root)
@@ -564,22 +666,32 @@ def evaluate(
     if missing:
         log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
             f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    outs = [Path(out) for _, out in runs]
+    for out in outs:
+        out.mkdir(parents=True, exist_ok=True)
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
     if flow_cache is None:
         from m3svd.flow import default_cache_dir
 
         flow_cache = default_cache_dir()
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
-    jobs = [Job(protocol, dataset, clip, str(out), method, str(predictions) if predictions else None, name,
+    specs = tuple(spec for spec, _ in runs if spec is not None)
+    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), specs, predictions, name,
                 progress and workers == 1, cache, metrics_device) for clip in present]
-    if executor not in EXECUTORS:
-        raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     outcomes = _run_ray(jobs, workers, ray_address) if executor == "ray" else _run_jobs(jobs, workers, progress)
-    skipped = [job.clip for job, outcome in zip(jobs, outcomes, strict=True) if outcome == "skipped"]
+    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
+            for i, out in enumerate(outs)]
+
+
+def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],
+            metrics_device: str | None, log) -> Run:
+    """One output's results, summary and run.json from its clip files."""
+    import pandas as pd
+
+    present = [job.clip for job in jobs]
+    skipped = [clip for clip, outcome in zip(present, outcomes, strict=True) if outcome == "skipped"]
     for clip in skipped:
-        log(f"{clip}: results for these inputs, method and weights exist already; skipped")
+        log(f"{clip}: results for these inputs, method and weights exist already in {out}; skipped")
     results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
     summary = summarise(results)
     for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():

@@ -11,12 +11,13 @@ from m3svd import methods, metrics, protocols
 from m3svd.cli import main
 from m3svd.data import open_dataset
 from m3svd.data.frames import read_image
-from m3svd.evaluate import ROW_COLUMNS, EvaluationError, MethodSpec, evaluate
+from m3svd.evaluate import ROW_COLUMNS, EvaluationError, MethodSpec, evaluate, evaluate_methods
 from m3svd.methods.base import Fusion, Method, check_window
 
 
 def _protocol_file(tmp_path: Path, frames="[0, 4]", variant="degraded", inputs='["ir", "vi"]', layouts='["m3svd"]',
-                   restoration='["psnr", "ssim"]', image='["en", "qabf", "ssim"]') -> Path:
+                   restoration='["psnr", "ssim"]', image='["en", "qabf", "ssim"]', temporal="[]",
+                   clips='"all"') -> Path:
     path = tmp_path / "short.toml"
     path.write_text(f"""
 id = "short"
@@ -26,7 +27,7 @@ description = "four frames of each clip, for tests"
 layouts = {layouts}
 folders = ["val-frames"]
 split = "test"
-clips = "all"
+clips = {clips}
 frames = {frames}
 variant = "{variant}"
 inputs = {inputs}
@@ -35,6 +36,7 @@ references = "clean"
 convention = "m3svd"
 image = {image}
 restoration = {restoration}
+temporal = {temporal}
 flow = "dis"
 """)
     return path
@@ -213,3 +215,42 @@ def test_metrics_on_torch_give_the_numpy_values_undefined_frames_included(tmp_pa
 def test_a_bad_metrics_device_is_one_clear_line(tmp_path):
     with pytest.raises(EvaluationError, match="'gpu0' is not a torch device"):
         evaluate(protocols.load("sample"), tmp_path, method=MethodSpec("ir"), metrics_device="gpu0")
+
+
+def test_several_methods_in_one_pass_equal_separate_runs_and_share_source_statistics(tmp_path, m3svd_frames,
+                                                                                        monkeypatch):
+    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 17]", variant="clean", restoration="[]",
+                                             clips='["0111_1716"]', image='["en", "qabf"]',
+                                             temporal='["flicker", "tgf"]'))
+    names = ("gff-temporal", "average")  # windows of 16 overlapping 8, and single frames, in lockstep
+    separate = {n: evaluate(protocol, tmp_path / "separate" / n, method=MethodSpec(n), root=m3svd_frames,
+                            flow_cache=False) for n in names}
+    built = []
+    real = metrics.Sources
+
+    def counting(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "Sources", counting)
+    together = evaluate_methods(protocol, [(MethodSpec(n), tmp_path / "together" / n) for n in names],
+                                root=m3svd_frames, flow_cache=False)
+    clips = together[0].results["clip"].nunique()
+    assert len(built) == clips * 3  # one per 8-frame chunk of each clip, not one per method
+    for name, run in zip(names, together, strict=True):
+        pd.testing.assert_frame_equal(separate[name].results, run.results)
+        pd.testing.assert_frame_equal(separate[name].summary, run.summary)
+    again = evaluate_methods(protocol, [(MethodSpec(n), tmp_path / "together" / n) for n in names],
+                             root=m3svd_frames, flow_cache=False)
+    assert all(sorted(run.skipped) == sorted(together[0].results["clip"].unique()) for run in again)
+
+
+def test_cli_evaluates_comma_separated_methods_into_one_folder_each(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["evaluate", "--method", "dwt,max", "--protocol", "sample", "--out", str(out), "--no-flow-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "dwt on sample@2" in printed and "max on sample@2" in printed
+    assert set(pd.read_parquet(out / "max" / "results.parquet")["method"]) == {"max"}
+    assert (out / "dwt" / "fused" / "sample").is_dir()
+    assert main(["evaluate", "--method", "dwt,max", "--protocol", "sample", "--option", "levels=2"]) == 2
+    assert "--weights and --option belong to one method" in capsys.readouterr().err
