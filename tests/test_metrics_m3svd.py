@@ -15,7 +15,7 @@ from m3svd.metrics.conventions import tang as T
 from m3svd.metrics.conventions.m3svd import bt601_grey
 
 UNCHANGED = ["cc", "en", "mef_ms_ssim", "mse", "scd", "sd", "sf", "vif"]
-FIXED = ["ag", "fmi_dct", "fmi_edge", "fmi_pixel", "mi", "ms_ssim", "nabf", "psnr", "qabf", "rmse", "ssim"]
+FIXED = ["ag", "fmi_dct", "fmi_edge", "fmi_pixel", "fmi_w", "mi", "ms_ssim", "nabf", "psnr", "qabf", "rmse", "ssim"]
 ADDED = ["ce", "ei", "nmi", "qcb", "qcv", "viff"]  # not in Tang's toolbox; defined from their own lineage
 ALL = sorted(UNCHANGED + FIXED + ADDED)
 LOWER_BETTER = ("ce", "mse", "nabf", "qcv", "rmse")

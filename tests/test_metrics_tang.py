@@ -87,7 +87,7 @@ def test_golden_file_has_no_unmapped_metric():
 # -- registry ----------------------------------------------------------------------------------------------
 def test_registered_metrics_and_directions():
     got = {m.name: m for m in metrics.list("tang") if m.kind == "image"}
-    assert set(got) == set(RTOL) | {"fmi_pixel", "fmi_dct"}  # FMI: no golden rows
+    assert set(got) == set(RTOL) | {"fmi_pixel", "fmi_dct", "fmi_w"}  # FMI: no golden rows
     for m in got.values():
         assert m.version == "1" and m.kind == "image" and m.convention == "tang"
         assert m.higher_is_better == (m.name not in ("mse", "nabf"))

@@ -11,7 +11,7 @@ Reader: grey = BT.601 weights (0.299, 0.587, 0.114) in float64, rounded to ``uin
 Unchanged from ``tang`` (equal on equal grey input): en, sd, sf, mse, cc, scd, vif, mef_ms_ssim.
 Fixed: mi (no 254/255 saturation), psnr (no +48.13 dB), ssim (C1, C2 for L = 255), nabf (fused image in its
 place), qabf (strength ratio 1 where g_source = g_F), ag (mean over the M·N pixels it sums), fmi_pixel / fmi_edge /
-fmi_dct (pixel features under the pixel name; each window compared with the raw fused window).
+fmi_dct / fmi_w (pixel features under the pixel name; each window compared with the raw fused window).
 
 Not in Tang's toolbox, defined here on the same grey frames (the lineage that has them named in each
 description): ce, ei, qcb, qcv (VIFB), rmse (√ of this convention's MSE, not VIFB's norm), nmi (Hossny, MEFB),
@@ -175,6 +175,9 @@ _METRICS = [
     ("fmi_dct", T.compute_fmi(M3SVD, "dct", reuse_normalised=False), True, (0.0, 1.0),
      "Fast-FMI over 3x3 windows of the whole-frame orthonormal DCT-II (dct2), Tang's 'FMI_dct'. Fix: the VI "
      "equality test uses F's raw window, as for fmi_pixel."),
+    ("fmi_w", T.compute_fmi(M3SVD, "wavelet", reuse_normalised=False), True, (0.0, 1.0),
+     "Fast-FMI over 3x3 windows of the one-level discrete Meyer dwt2 sub-bands tiled [cA cH; cV cD] and "
+     "rescaled to [0, 1], Tang's 'FMI_w'. Fix: the VI equality test uses F's raw window, as for fmi_pixel."),
     ("ce", ce, False, (-math.inf, math.inf),
      "(CE(IR,F)+CE(VI,F))/2, VIFB's cross entropy: KL divergence in bits of the 256-bin uint8 histograms, bins "
      "empty in either image skipped (kept: the true KL is infinite when F lacks a level; with the skip it can "

@@ -34,10 +34,12 @@ MS_SSIM       mef_ms_ssim    MEF-MS-SSIM (Ma, Zeng, Wang 2015) of F against the 
 FMI_pixel     fmi_pixel      fast-FMI (Haghighat & Razian 2014) over 3×3 windows of MATLAB ``edge()`` maps:
                              ``analysis_fmi``'s default feature is 'edge' although the name says pixel
 FMI_dct       fmi_dct        fast-FMI over 3×3 windows of ``dct2`` of the whole frame
+FMI_w         fmi_w          fast-FMI over 3×3 windows of one-level ``dwt2(·, 'dmey')`` tiled
+                             ``[cA cH; cV cD]`` and min–max rescaled to [0, 1] (``rerange``)
 ============  =============  ====================================================================
 
-(FMI rows are not in the golden file: no reference values; ``edge()`` is ported from MATLAB's code.)
-Not implemented: FMI_w (one-level ``dwt2(…, 'dmey')``: the discrete Meyer filter bank is not a dependency).
+(FMI rows are not in the golden file: no reference values; ``edge()`` is ported from MATLAB's code, and
+``dwt2`` is PyWavelets' with mode ``symmetric``, MATLAB's default ``sym`` extension.)
 
 Shared building blocks (Gaussian filtering, SSIM, VIFp, histograms/MI, Sobel/Qabf, corr2, SF) come from
 :mod:`m3svd.metrics.pixel`; the Tang-only helpers here (``matlab_rgb2gray``, ``box_sum_valid``,
@@ -453,9 +455,21 @@ def compute_mef_ms_ssim(reader: Reader):
 # FMI (Haghighat & Razian's fast-FMI, ``analysis_fmi.m``: 3×3 'valid' windows, a = IR, b = VI)
 def fmi_feature(kind: str) -> Callable[[np.ndarray], np.ndarray]:
     """The feature image of one 2-D 0–255 float64 frame: ``"none"`` (pixels), ``"edge"`` (MATLAB ``edge()``, the
-    toolbox default), ``"dct"`` (``dct2``, orthonormal DCT-II of the whole frame)."""
+    toolbox default), ``"dct"`` (``dct2``, orthonormal DCT-II of the whole frame), ``"wavelet"``
+    (:func:`dmey_feature`)."""
     return {"none": lambda x: x, "edge": matlab_sobel_edges,
-            "dct": lambda x: sfft.dctn(x, type=2, norm="ortho")}[kind]
+            "dct": lambda x: sfft.dctn(x, type=2, norm="ortho"), "wavelet": dmey_feature}[kind]
+
+
+def dmey_feature(x: np.ndarray) -> np.ndarray:
+    """``fmi.m``'s 'wavelet' feature: one-level discrete-Meyer ``dwt2`` (MATLAB's default half-point symmetric
+    extension), the four sub-bands tiled ``[cA cH; cV cD]``, min–max rescaled to [0, 1] (all ones if flat)."""
+    import pywt
+
+    ca, (ch, cv, cd) = pywt.dwt2(x, "dmey", mode="symmetric")
+    tiled = np.block([[ca, ch], [cv, cd]])
+    lo, hi = tiled.min(), tiled.max()
+    return np.ones_like(tiled) if hi == lo else (tiled - lo) / (hi - lo)
 
 
 def fmi_score(a: np.ndarray, b: np.ndarray, f: np.ndarray, reuse_normalised: bool) -> float:
@@ -529,6 +543,9 @@ _METRICS = [
     ("fmi_dct", compute_fmi(TANG, "dct", reuse_normalised=True), True, (0.0, 1.0),
      "Tang's 'FMI_dct': fast-FMI over 3x3 windows of the whole-frame dct2 coefficients; F's window is "
      "normalised before the VI equality test (kept)."),
+    ("fmi_w", compute_fmi(TANG, "wavelet", reuse_normalised=True), True, (0.0, 1.0),
+     "Tang's 'FMI_w': fast-FMI over 3x3 windows of the one-level discrete Meyer dwt2 sub-bands tiled "
+     "[cA cH; cV cD] and rescaled to [0, 1]; F's window is normalised before the VI equality test (kept)."),
 ]
 
 for _name, _compute, _hib, _range, _desc in _METRICS:
