@@ -48,6 +48,12 @@ def list(convention: str | None = None) -> builtins.list[Metric]:  # noqa: A001 
 
 
 def get(name: str, convention: str = DEFAULT_CONVENTION) -> Metric:
+    """The metric ``name`` in ``convention``; convention ``"pyiqa"`` wraps pyiqa's no-reference metrics (the
+    ``iqa`` extra, :mod:`m3svd.metrics.pyiqa_adapter`)."""
+    if convention == "pyiqa":
+        from m3svd.metrics import pyiqa_adapter
+
+        return pyiqa_adapter.metric(name.lower())
     _load()
     key = (name.lower(), convention)
     if key in _REGISTRY:

@@ -79,7 +79,7 @@ class Metric:
     higher_is_better: bool
     value_range: tuple[float, float]
     version: str = "1"
-    kind: str = "image"
+    kind: str = "image"  # "image", "temporal", or "no-reference" (scores the fused frame alone: sources optional)
     description: str = ""
     span: int = 1  # consecutive frames per value: 1 image metrics, 2 frame pairs, 3 triplets (temporal)
 
@@ -94,12 +94,12 @@ class Metric:
     def __call__(self, fused, ir=None, vi=None, sources: Sources | None = None) -> np.ndarray:
         """Per-frame values, float64, shape ``(N,)`` (``(N - span + 1,)``: one per pair or triplet for temporal
         metrics). Pass ``sources`` to reuse source statistics."""
-        if sources is None:
+        if sources is None and (ir is not None or self.kind != "no-reference"):
             if ir is None or vi is None:
                 raise MetricError(f"{self.id}: needs the IR and VIS sources (or a Sources object)")
             sources = Sources(ir, vi)
         fused = _batch("fused", fused, grey_or_rgb=True)
-        if fused.shape[:3] != sources.ir.shape[:3]:
+        if sources is not None and fused.shape[:3] != sources.ir.shape[:3]:
             raise MetricError(f"{self.id}: fused frames {fused.shape} do not match sources {sources.ir.shape}")
         if len(fused) < self.span:
             raise MetricError(f"{self.id}: needs at least {self.span} consecutive frames, found {len(fused)}")

@@ -143,7 +143,7 @@ def _check_metrics(protocol: Protocol, path: Path) -> None:
                 metric = metrics.get(name, protocol.convention)
             except M3SVDError as error:
                 raise ProtocolError(f"{path}: {error}") from None
-            if metric.kind != field:
+            if metric.kind != field and (field, metric.kind) != ("image", "no-reference"):
                 raise ProtocolError(f"{path}: [metrics] {field} lists {name!r}, "
                                     f"{'an' if metric.kind[0] in 'aeiou' else 'a'} {metric.kind} metric")
     rewarded = [name for name in protocol.temporal_metrics if name in FROZEN_REWARDED]

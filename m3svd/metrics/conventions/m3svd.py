@@ -207,3 +207,18 @@ _METRICS = [
 
 for _name, _compute, _hib, _range, _desc in _METRICS:
     register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_BASE}. {_desc}"))
+
+
+def niqe(sources, fused):
+    from m3svd.metrics import niqe as N
+
+    params = N.load_params()
+    return np.array([N.score(f, params) for f in M3SVD.grey(fused).astype(np.float64)])
+
+
+register(Metric("niqe", CONVENTION, niqe, False, (0.0, math.inf), "1", "no-reference",
+                f"{_BASE}. NIQE (Mittal et al. 2013), no reference: distance of the fused frame's 96x96-block "
+                "natural-scene statistics (2 scales, MATLAB imresize) from a pristine model read from a local "
+                "file ($M3SVD_NIQE_PARAMS or niqe_pris_params.npz in the weights folder; m3svd.metrics.niqe). "
+                "On the BT.601 grey frame, as the authors' release does on rgb2gray; basicsr and pyiqa default "
+                "to the Y of YCbCr, a different number for colour frames."))
