@@ -7,32 +7,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-SHORT = """
-id = "short-sample"
-version = "1"
-description = "{description}"
-[data]
-layouts = ["sample"]
-folders = ["sample"]
-clips = {clips}
-frames = [0, 4]
-variant = "clean"
-inputs = ["ir", "vi"]
-references = "clean"
-[metrics]
-convention = "m3svd"
-image = ["en", "sd", "nabf"]
-flow = "dis"
-"""
+from synthetic import protocol_file
 
 
 def short_protocol(folder: Path, description: str = "four frames of the sample, three metrics; for tests",
-                   clips: str = '"all"', name: str = "short.toml") -> Path:
+                   clips="all", name: str = "short.toml") -> Path:
     """Scores 4 of the sample's 32 frames on 3 metrics: a submission costs well under a second to score."""
-    path = Path(folder) / name
-    path.write_text(SHORT.format(description=description, clips=clips))
-    return path
+    return protocol_file(Path(folder) / name, id="short-sample", description=description, layouts=["sample"],
+                         folders=["sample"], split=None, clips=clips, image=["en", "sd", "nabf"])
 
 
 @lru_cache(maxsize=1)

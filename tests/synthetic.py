@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -80,3 +81,23 @@ def make_videos(folder_pairs, clips=("0111_1716",), n: int = 12, fps: int = 30) 
             frames = [smooth(i) for i in range(n)]
             write_video(ir_dir / f"{clip}.mp4", [np.repeat(f[..., :1], 3, 2) for f in frames], fps)
             write_video(vi_dir / f"{clip}.mp4", frames, fps)
+
+
+def protocol_file(path: Path, *, id: str = "short", description: str = "a short protocol, for tests",  # noqa: A002
+                  layouts=("m3svd",), folders=("val-frames",), split: str | None = "test", clips="all",
+                  frames=(0, 4), variant: str = "clean", inputs=("ir", "vi"), references: str = "clean",
+                  convention: str = "m3svd", image=("en",), temporal=(), restoration=(), flow: str = "dis") -> Path:
+    """Write a protocol TOML (``m3svd/protocols/*.toml``'s fields; lists and strings as given) and return its path."""
+    def value(v):
+        return json.dumps(list(v) if isinstance(v, tuple) else v)
+
+    data = {"layouts": layouts, "folders": folders, "split": split, "clips": clips, "frames": frames,
+            "variant": variant, "inputs": inputs, "references": references}
+    measures = {"convention": convention, "image": image, "temporal": temporal, "restoration": restoration,
+                "flow": flow}
+    lines = [f"id = {value(id)}", 'version = "1"', f"description = {value(description)}", "[data]"]
+    lines += [f"{k} = {value(v)}" for k, v in data.items() if v is not None]
+    lines += ["[metrics]"] + [f"{k} = {value(v)}" for k, v in measures.items()]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import protocol_file
 
 from m3svd import methods, metrics, protocols
 from m3svd.cli import main
@@ -15,31 +16,10 @@ from m3svd.evaluate import ROW_COLUMNS, EvaluationError, MethodSpec, evaluate, e
 from m3svd.methods.base import Fusion, Method, check_window
 
 
-def _protocol_file(tmp_path: Path, frames="[0, 4]", variant="degraded", inputs='["ir", "vi"]', layouts='["m3svd"]',
-                   restoration='["psnr", "ssim"]', image='["en", "qabf", "ssim"]', temporal="[]",
-                   clips='"all"') -> Path:
-    path = tmp_path / "short.toml"
-    path.write_text(f"""
-id = "short"
-version = "1"
-description = "four frames of each clip, for tests"
-[data]
-layouts = {layouts}
-folders = ["val-frames"]
-split = "test"
-clips = {clips}
-frames = {frames}
-variant = "{variant}"
-inputs = {inputs}
-references = "clean"
-[metrics]
-convention = "m3svd"
-image = {image}
-restoration = {restoration}
-temporal = {temporal}
-flow = "dis"
-""")
-    return path
+def _protocol_file(tmp_path: Path, **fields) -> Path:
+    """Four degraded frames of each clip of the shared M3SVD tree, three image metrics and restoration."""
+    defaults = {"variant": "degraded", "image": ["en", "qabf", "ssim"], "restoration": ["psnr", "ssim"]}
+    return protocol_file(tmp_path / "short.toml", **{**defaults, **fields})
 
 
 @pytest.fixture
@@ -72,7 +52,7 @@ def test_every_bundled_protocol_loads_with_a_hash():
 
 
 def test_bad_protocol_files_fail_at_load(tmp_path):
-    path = _protocol_file(tmp_path, image='["en", "qabff"]')
+    path = _protocol_file(tmp_path, image=["en", "qabff"])
     with pytest.raises(protocols.ProtocolError, match="qabff.*did you mean 'qabf'"):
         protocols.load(path)
     path.write_text(path.read_text().replace("frames = [0, 4]", "frames = 4"))
@@ -148,14 +128,14 @@ def test_degraded_protocol_scores_fusion_against_clean_and_restoration(tmp_path,
 
 
 def test_workers_give_identical_results(tmp_path, m3svd_frames):
-    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 2]", variant="clean", restoration="[]"))
+    protocol = protocols.load(_protocol_file(tmp_path, frames=[0, 2], variant="clean", restoration=[]))
     one = evaluate(protocol, tmp_path / "one", method=MethodSpec("gff"), root=m3svd_frames)
     two = evaluate(protocol, tmp_path / "two", method=MethodSpec("gff"), root=m3svd_frames, workers=2)
     pd.testing.assert_frame_equal(one.results, two.results)
 
 
 def test_methods_that_need_infrared_are_refused_on_visible_only(tmp_path, m3svd_frames):
-    protocol = protocols.load(_protocol_file(tmp_path, inputs='["vi"]', restoration="[]"))
+    protocol = protocols.load(_protocol_file(tmp_path, inputs=["vi"], restoration=[]))
     with pytest.raises(EvaluationError, match="'gff' needs infrared input"):
         evaluate(protocol, tmp_path / "out", method=MethodSpec("gff"), root=m3svd_frames)
 
@@ -181,7 +161,7 @@ def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
 
 def test_ray_executor_gives_identical_results(tmp_path, m3svd_frames):
     pytest.importorskip("ray", reason="the `distributed` extra (ray) is not installed")
-    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 2]", variant="clean", restoration="[]"))
+    protocol = protocols.load(_protocol_file(tmp_path, frames=[0, 2], variant="clean", restoration=[]))
     local = evaluate(protocol, tmp_path / "local", method=MethodSpec("average"), root=m3svd_frames)
     distributed = evaluate(protocol, tmp_path / "ray", method=MethodSpec("average"), root=m3svd_frames,
                            executor="ray", workers=2)
@@ -219,9 +199,9 @@ def test_a_bad_metrics_device_is_one_clear_line(tmp_path):
 
 def test_several_methods_in_one_pass_equal_separate_runs_and_share_source_statistics(tmp_path, m3svd_frames,
                                                                                         monkeypatch):
-    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 17]", variant="clean", restoration="[]",
-                                             clips='["0111_1716"]', image='["en", "qabf"]',
-                                             temporal='["flicker", "tgf"]'))
+    protocol = protocols.load(_protocol_file(tmp_path, frames=[0, 17], variant="clean", restoration=[],
+                                             clips=["0111_1716"], image=["en", "qabf"],
+                                             temporal=["flicker", "tgf"]))
     names = ("gff-temporal", "average")  # windows of 16 overlapping 8, and single frames, in lockstep
     separate = {n: evaluate(protocol, tmp_path / "separate" / n, method=MethodSpec(n), root=m3svd_frames,
                             flow_cache=False) for n in names}

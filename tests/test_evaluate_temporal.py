@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import protocol_file
 
 from m3svd import evaluate as ev
 from m3svd import metrics, protocols
@@ -17,27 +18,10 @@ from m3svd.protocols import ProtocolError
 TEMPORAL = ["flowd", "biswe", "ms2r", "warp_error", "tof", "flicker", "tgf"]
 
 
-def _protocol(tmp_path: Path, temporal=TEMPORAL, image='["ssim"]', frames='[0, 12]') -> Path:
-    path = tmp_path / "temporal.toml"
-    path.write_text(f"""
-id = "temporal"
-version = "1"
-description = "a third of the sample, every temporal metric"
-[data]
-layouts = ["sample"]
-folders = ["sample"]
-clips = "all"
-frames = {frames}
-variant = "clean"
-inputs = ["ir", "vi"]
-references = "clean"
-[metrics]
-convention = "m3svd"
-image = {image}
-temporal = {list(temporal)!r}
-flow = "dis"
-""".replace("'", '"'))
-    return path
+def _protocol(tmp_path: Path, temporal=TEMPORAL, image=("ssim",), frames=(0, 12)) -> Path:
+    """A third of the sample, every temporal metric."""
+    return protocol_file(tmp_path / "temporal.toml", id="temporal", layouts=["sample"], folders=["sample"], split=None,
+                         frames=frames, image=image, temporal=temporal)
 
 
 def _values(run) -> dict:
@@ -98,7 +82,7 @@ def test_frozen_rewarded_metrics_need_a_metric_that_penalises_frozen_output(tmp_
     with pytest.raises(ProtocolError, match=r"temporal lists 'ssim', an image metric"):
         protocols.load(_protocol(tmp_path, temporal=["ssim", "tgf"]))
     with pytest.raises(ProtocolError, match=r"image lists 'tgf', a temporal metric"):
-        protocols.load(_protocol(tmp_path, image='["tgf"]', temporal=["tgf"]))
+        protocols.load(_protocol(tmp_path, image=["tgf"], temporal=["tgf"]))
 
 
 def test_every_bundled_protocol_scores_time_with_a_frozen_output_guard():

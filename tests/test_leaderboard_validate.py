@@ -101,7 +101,7 @@ def test_every_problem_gets_its_own_line_and_long_lists_are_capped(good, protoco
 def test_no_folder_and_incomplete_data(tmp_path, protocol):
     assert validate(tmp_path / "nothing", protocol) == [
         f"{tmp_path / 'nothing'}: no such folder (expected {tmp_path / 'nothing'}/<clip>/<frame>.png)"]
-    partial = short_protocol(tmp_path, clips='["sample", "0111_1716"]', name="partial.toml")
+    partial = short_protocol(tmp_path, clips=["sample", "0111_1716"], name="partial.toml")
     good = write_frames(tmp_path / "good", blend(0.4))
     problems = validate(good, partial, leaderboard_dir=None)
     assert problems == ["sample: protocol short-sample@1 needs clip 0111_1716, which this dataset lacks; only a "

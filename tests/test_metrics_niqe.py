@@ -99,15 +99,15 @@ def test_frames_too_small_for_two_blocks_say_so():
 
 
 def test_a_protocol_can_name_niqe_beside_the_image_metrics(fitted, tmp_path, monkeypatch, m3svd_frames):
-    from test_evaluate import _protocol_file
+    from synthetic import protocol_file
 
     from m3svd import protocols
     from m3svd.evaluate import MethodSpec, evaluate
 
     params, folder, _ = fitted
     monkeypatch.setenv(N.PARAMS_ENV, str(folder / "niqe_pris_params.npz"))
-    protocol = protocols.load(_protocol_file(tmp_path, frames="[0, 2]", variant="clean", restoration="[]",
-                                             clips='["0115_1831"]', image='["en", "niqe"]'))
+    protocol = protocols.load(protocol_file(tmp_path / "niqe.toml", frames=[0, 2], clips=["0115_1831"],
+                                            image=["en", "niqe"]))
     run = evaluate(protocol, tmp_path / "out", method=MethodSpec("vi"), root=m3svd_frames, flow_cache=False)
     rows = run.results[run.results["metric"] == "niqe"].sort_values("frame")
     assert set(rows["kind"]) == {"no-reference"} and not rows["higher_is_better"].any()

@@ -271,32 +271,14 @@ def test_method_fuse_reproduces_the_official_saved_frames(small):
 
 
 def test_evaluate_end_to_end_with_weights_the_test_makes(tmp_path):
-    from synthetic import make_m3svd
+    from synthetic import make_m3svd, protocol_file
 
     from m3svd import protocols
     from m3svd.evaluate import MethodSpec, evaluate
 
     make_m3svd(tmp_path / "data", clips=("0111_1716",), n=5, h=40, w=56)  # padded to 48×64 inside
-    protocol_path = tmp_path / "short.toml"
-    protocol_path.write_text("""
-id = "short"
-version = "1"
-description = "five small frames, for tests"
-[data]
-layouts = ["m3svd"]
-folders = ["data"]
-split = "test"
-clips = "all"
-frames = "all"
-variant = "degraded"
-inputs = ["ir", "vi"]
-references = "clean"
-[metrics]
-convention = "m3svd"
-image = ["en", "ssim"]
-restoration = []
-flow = "dis"
-""")
+    protocol_path = protocol_file(tmp_path / "short.toml", folders=["data"], frames="all", variant="degraded",
+                                  image=["en", "ssim"])
     torch.manual_seed(0)
     weights = tmp_path / "temcoco-random.pth"
     torch.save(Fusion().state_dict(), weights)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import golden_model
-from synthetic import make_m3svd
+from synthetic import make_m3svd, protocol_file
 
 from m3svd import methods, protocols
 from m3svd.data.frames import to_grey
@@ -166,26 +166,8 @@ def test_evaluate_end_to_end_with_saved_weights(tmp_path, capsys):
     torch.manual_seed(0)
     weights = tmp_path / "vf-small.pth"
     torch.save({"params": build("small").state_dict()}, weights)
-    protocol_path = tmp_path / "short.toml"
-    protocol_path.write_text("""
-id = "vf-short"
-version = "1"
-description = "five frames of one synthetic clip, degraded inputs, for tests"
-[data]
-layouts = ["m3svd"]
-folders = ["val-frames"]
-split = "test"
-clips = "all"
-frames = "all"
-variant = "degraded"
-inputs = ["ir", "vi"]
-references = "clean"
-[metrics]
-convention = "m3svd"
-image = ["en", "ssim"]
-restoration = ["psnr"]
-flow = "dis"
-""")
+    protocol_path = protocol_file(tmp_path / "short.toml", frames="all", variant="degraded", image=["en", "ssim"],
+                                  restoration=["psnr"])
     spec = MethodSpec("videofusion", weights=str(weights), options=(("frames", 3),))
     run = evaluate(protocols.load(protocol_path), tmp_path / "out", method=spec, root=tmp_path / "data")
     rows = pd.concat(pd.read_parquet(p) for p in (tmp_path / "out" / "clips").glob("*.parquet"))
