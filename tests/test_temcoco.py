@@ -330,7 +330,7 @@ def test_training_loss_falls_and_resume_continues_from_the_checkpoint(tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     net = Fusion()
     net.load_state_dict(state)
-    batch = tr._batch(tr.build_dataset(data, "train", 4, 32, 0, "temcoco"), 5, 1, 0, "cpu")
+    batch = tr._batch(tr.build_dataset(data, "train", 4, 32, 0, "temcoco")[0], 5, 1, 0, "cpu")
     with torch.no_grad():
         fused = net(batch["ir"].expand(-1, -1, 3, -1, -1), batch["vi"])[0]
     expected = sum(tr.WEIGHTS[k] * v for k, v in tr.fusion_losses(fused.transpose(1, 2), batch["vi_ref"],

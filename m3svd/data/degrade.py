@@ -12,6 +12,7 @@ alone, so frame ``i`` is identical whether computed alone, in sequence, or in an
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -261,3 +262,23 @@ def degrade_clip(clip: Clip, seed: int = 0, params: DegradationParams = Degradat
         split=clip.split, variant="degraded", layout=clip.layout, reference=clip,
         fps_override=clip.fps_override, strict=clip.strict, meta=meta,
     )
+
+
+def training_clips(root, split: str | None, params: DegradationParams | None, seed: int):
+    """``(clip set, split)`` a restoration-fusion recipe trains on: the clean clips of ``split`` degraded on the
+    fly with ``params`` (each clip seeded from ``seed`` and its name), or, with ``params=None``, the dataset as
+    it is (its own degraded variant). The synthetic sample and layouts without splits (TNO) train on every clip,
+    so the split returned (None then) is the one to record."""
+    from m3svd.data.layouts import ClipSet, open_dataset
+
+    clipset = root if isinstance(root, ClipSet) else open_dataset(root)
+    if clipset.layout == "sample" or clipset.splits == [None]:
+        split = None
+    if params is None:
+        return clipset, split
+    if split is not None:
+        clipset.select(split)  # the one-line error for an unknown split
+    clean = [c for c in clipset.clips if c.variant in (None, "clean") and (split is None or c.split == split)]
+    degraded = [degrade_clip(c, seed=(int(seed) * 1_000_003 + zlib.crc32(c.name.encode())) % 2**31, params=params)
+                for c in clean]
+    return ClipSet(clipset.root, clipset.layout, degraded), split

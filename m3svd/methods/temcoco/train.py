@@ -20,7 +20,6 @@ Determinism: the network is initialised from ``seed``; iteration ``i`` always tr
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -222,28 +221,17 @@ def distill_losses(teachers: Teachers, ir_feat, vi_feat, ir_ref, vi_ref) -> dict
 
 
 # -- data -----------------------------------------------------------------------------------------------------
-def _degrade_seed(seed: int, name: str) -> int:
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
-
-
 def build_dataset(root, split, clip_frames: int, patch: int | None, seed: int, degradation: str):
-    from m3svd.data import M3SVD, open_dataset
-    from m3svd.data.degrade import TEMCOCO, degrade_clip
-    from m3svd.data.layouts import ClipSet
+    """``(dataset, split used)``: clean clips degraded as TemCoCo's scripts do, or the dataset's own degraded
+    variant (``degradation="dataset"``)."""
+    from m3svd.data import M3SVD
+    from m3svd.data.degrade import TEMCOCO, training_clips
 
-    clipset = root if isinstance(root, ClipSet) else open_dataset(root)
-    if clipset.layout == "sample" or clipset.splits == [None]:
-        split = None  # the synthetic sample (not M3SVD test data) and layouts without splits (TNO) train on all
-    if degradation == "dataset":
-        return M3SVD(clipset, split=split, variant="degraded", frames=clip_frames, crop=patch, seed=seed)
-    if degradation != "temcoco":
+    if degradation not in ("temcoco", "dataset"):
         raise MethodError(f"degradation must be 'temcoco' or 'dataset', found {degradation!r}")
-    if split is not None and clipset.splits != [None]:
-        clipset.select(split)  # the one-line error for an unknown split
-    clean = [c for c in clipset.clips if c.variant in (None, "clean") and (split is None or c.split == split)]
-    degraded = ClipSet(clipset.root, clipset.layout,
-                       [degrade_clip(c, seed=_degrade_seed(seed, c.name), params=TEMCOCO) for c in clean])
-    return M3SVD(degraded, split=None, variant="degraded", frames=clip_frames, crop=patch, seed=seed)
+    clips, split = training_clips(root, split, TEMCOCO if degradation == "temcoco" else None, seed)
+    variant_split = split if degradation == "dataset" else None
+    return M3SVD(clips, split=variant_split, variant="degraded", frames=clip_frames, crop=patch, seed=seed), split
 
 
 def _batch(dataset, iteration: int, batch_size: int, seed: int, device) -> dict[str, torch.Tensor]:
@@ -283,9 +271,9 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset, split = build_dataset(root, split, clip_frames, patch, seed, degradation)
     recipe = {"config": config, "clip_frames": clip_frames, "patch": patch, "batch_size": batch_size, "seed": seed,
               "distill": bool(distill), "degradation": degradation, "split": split, "root": str(root), "lr": lr}
-    dataset = build_dataset(root, split, clip_frames, patch, seed, degradation)
 
     torch.manual_seed(seed)
     net = Fusion().to(device).train()

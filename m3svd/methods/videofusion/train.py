@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -130,29 +129,20 @@ def learning_rate(iteration: int, warmup: int, base: float = LR) -> float:
 
 
 # -- data -----------------------------------------------------------------------------------------------------------
-def _degrade_seed(seed: int, name: str) -> int:
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
-
-
 def build_dataset(root, split, clip_frames: int, patch: int, seed: int, degradation: str):
-    from m3svd.data import M3SVD, open_dataset
-    from m3svd.data.degrade import TEMCOCO, DegradationParams, degrade_clip
-    from m3svd.data.layouts import ClipSet
+    """``(dataset, split used)``: clean clips degraded with the toolkit's M3SVD-like or TemCoCo parameters, or the
+    dataset's own degraded variant (``degradation="dataset"``)."""
+    from m3svd.data import M3SVD
+    from m3svd.data.degrade import TEMCOCO, DegradationParams, training_clips
 
     if degradation not in DEGRADATIONS:
         raise MethodError(f"degradation must be one of {', '.join(DEGRADATIONS)}, found {degradation!r}")
-    clipset = root if isinstance(root, ClipSet) else open_dataset(root)
-    if clipset.layout == "sample" or clipset.splits == [None]:
-        split = None  # the synthetic sample (not M3SVD test data) and layouts without splits (TNO) train on all
-    if degradation == "dataset":
-        return M3SVD(clipset, split=split, variant="degraded", frames=clip_frames, stride=1, crop=patch, seed=seed)
-    if split is not None and clipset.splits != [None]:
-        clipset.select(split)  # the one-line error for an unknown split
-    params = TEMCOCO if degradation == "temcoco" else DegradationParams()
-    clean = [c for c in clipset.clips if c.variant in (None, "clean") and (split is None or c.split == split)]
-    degraded = ClipSet(clipset.root, clipset.layout,
-                       [degrade_clip(c, seed=_degrade_seed(seed, c.name), params=params) for c in clean])
-    return M3SVD(degraded, split=None, variant="degraded", frames=clip_frames, stride=1, crop=patch, seed=seed)
+    params = {"m3svd": DegradationParams(), "temcoco": TEMCOCO, "dataset": None}[degradation]
+    clips, split = training_clips(root, split, params, seed)
+    variant_split = split if degradation == "dataset" else None
+    dataset = M3SVD(clips, split=variant_split, variant="degraded", frames=clip_frames, stride=1, crop=patch,
+                    seed=seed)
+    return dataset, split
 
 
 def batch(dataset, iteration: int, batch_size: int, seed: int, device, rank: int = 0, world: int = 1) -> dict:
@@ -222,10 +212,10 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset, split = build_dataset(root, split, clip_frames, patch, seed, degradation)
     recipe = {"config": config, "clip_frames": clip_frames, "patch": patch, "batch_size": batch_size,
               "world_size": world, "lr": lr, "seed": seed, "degradation": degradation, "split": split,
               "root": str(root)}
-    dataset = build_dataset(root, split, clip_frames, patch, seed, degradation)
 
     net = initial_network(config, seed).to(device).train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=WEIGHT_DECAY)
