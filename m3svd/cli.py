@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a method on every clip of a protocol (see `m3svd ls protocols`), write its fused frames "
         "once as lossless PNG, score every frame with the protocol's metrics and write long-format results "
         "(OUT/results.parquet, one row per clip x frame x metric, with provenance) and a summary (per clip, and the "
-        "mean over clips with a 95%% bootstrap confidence interval). A rerun skips clips whose inputs, method, "
+        "mean over clips with a 95% bootstrap confidence interval). A rerun skips clips whose inputs, method, "
         "weights and metrics are unchanged. Data is looked for under --root, else $M3SVD_ROOT or the cache "
         "directory; --protocol sample runs on the built-in clip with no download.",
     )

@@ -52,8 +52,6 @@ def find_weights(filename: str, what: str, path: str | Path | None = None, env: 
                          + hint)
 
 
-
-
 def load_state_dict(path: Path, what: str) -> dict:
     """A plain ``state_dict`` from ``torch.save`` output (unwrapping ``{"state_dict": …}``/``{"model": …}``)."""
     import torch
