@@ -121,6 +121,20 @@ class TrainingLog:
             self.bar.close()
 
 
+def optimise(loss, optimiser, method: str, iteration: int, clip_norm: float | None = None, parameters=None) -> None:
+    """One optimiser step on ``loss``, refusing a non-finite loss in one line (a diverged run stops, it does not
+    write NaN weights); ``clip_norm`` clips the gradient norm of ``parameters`` first."""
+    import torch
+
+    if not torch.isfinite(loss):
+        raise MethodError(f"{method} training diverged at iteration {iteration + 1}: loss {loss.item()}")
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, clip_norm)
+    optimiser.step()
+
+
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename: a crash leaves the old file or the new, never half."""
     import torch

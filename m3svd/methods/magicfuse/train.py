@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
 
 CONFIGS = {"full": {"patch": (480, 640)}, "small": {"patch": (64, 64)}}
 LOSS_WEIGHTS = {"intensity": 6.0, "gradient": 10.0, "cr": 5.0, "cb": 5.0, "seg": 1.0}
@@ -190,11 +190,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
             group["lr"] = lr * LR_GAMMA ** (iteration // (LR_EPOCHS * epoch_len))
         vis, label, select, generator = iteration_inputs(dataset, labels, iteration, seed, patch, device)
         loss, terms = step_loss(nets, vis, label, select, generator)
-        if not torch.isfinite(loss):
-            raise MethodError(f"magicfuse training diverged at iteration {iteration + 1}: loss {loss.item()}")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        optimise(loss, optimiser, "magicfuse", iteration)
         log.record({"iteration": iteration + 1, "loss": loss.item(), "t": select,
                     "lr": optimiser.param_groups[0]["lr"], **{k: v.item() for k, v in terms.items()}})
         if (iteration + 1) % save_every == 0 or iteration + 1 == iterations:

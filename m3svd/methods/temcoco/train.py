@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 10, "patch": 224},
@@ -299,12 +299,7 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
         if teachers is not None:
             terms.update(distill_losses(teachers, ir_feat, vi_feat, batch["ir_ref"], batch["vi_ref"]))
         loss = sum(WEIGHTS[k] * v for k, v in terms.items())
-        if not torch.isfinite(loss):
-            raise MethodError(f"temcoco training diverged at iteration {iteration + 1}: loss {loss.item()}")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP_NORM)
-        optimiser.step()
+        optimise(loss, optimiser, "temcoco", iteration, CLIP_NORM, net.parameters())
         schedule.step()
         log.record({"iteration": iteration + 1, "loss": loss.item(), "lr": schedule.get_last_lr()[0],
                     **{k: v.item() for k, v in terms.items()}})

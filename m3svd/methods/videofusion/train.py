@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 6, "patch": 128, "warmup": 5000, "batch_size": 3},  # batch per process (GPU)
@@ -239,12 +239,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
         data = batch(dataset, iteration, batch_size, seed, device, rank, world)
         terms = losses(model(data["ir"], data["vi"]), data["ir_ref"], data["vi_ref"])
         loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            raise MethodError(f"videofusion training diverged at iteration {iteration + 1}: loss {loss.item()}")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP_NORM)
-        optimiser.step()
+        optimise(loss, optimiser, "videofusion", iteration, CLIP_NORM, net.parameters())
         log.record({"iteration": iteration + 1, "loss": loss.item(), "lr": rate,
                     **{k: v.item() for k, v in terms.items()}})
         if rank == 0:
