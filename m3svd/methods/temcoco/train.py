@@ -230,8 +230,7 @@ def build_dataset(root, split, clip_frames: int, patch: int | None, seed: int, d
     if degradation not in ("temcoco", "dataset"):
         raise MethodError(f"degradation must be 'temcoco' or 'dataset', found {degradation!r}")
     clips, split = training_clips(root, split, TEMCOCO if degradation == "temcoco" else None, seed)
-    variant_split = split if degradation == "dataset" else None
-    return M3SVD(clips, split=variant_split, variant="degraded", frames=clip_frames, crop=patch, seed=seed), split
+    return M3SVD(clips, split=split, variant="degraded", frames=clip_frames, crop=patch, seed=seed), split
 
 
 def _batch(dataset, iteration: int, batch_size: int, seed: int, device) -> dict[str, torch.Tensor]:

@@ -139,8 +139,7 @@ def build_dataset(root, split, clip_frames: int, patch: int, seed: int, degradat
         raise MethodError(f"degradation must be one of {', '.join(DEGRADATIONS)}, found {degradation!r}")
     params = {"m3svd": DegradationParams(), "temcoco": TEMCOCO, "dataset": None}[degradation]
     clips, split = training_clips(root, split, params, seed)
-    variant_split = split if degradation == "dataset" else None
-    dataset = M3SVD(clips, split=variant_split, variant="degraded", frames=clip_frames, stride=1, crop=patch,
+    dataset = M3SVD(clips, split=split, variant="degraded", frames=clip_frames, stride=1, crop=patch,
                     seed=seed)
     return dataset, split
 
