@@ -191,4 +191,4 @@ def test_batch_singles_grey_rgb_and_memo(name):
     # the two conventions share one Sources without mixing their memoised statistics
     tang(name if name in {m.name for m in metrics.list("tang")} else "en")(fused, sources=sources)
     assert np.array_equal(metric(fused, sources=sources), batch)
-    assert all(key[0] in ("m3svd", "tang") for key in sources._memo)
+    assert all(key[0] in ("m3svd", "tang") for _, key in sources.memoised())

@@ -139,8 +139,8 @@ def test_batch_equals_single_calls_and_memo(name):
     batch = metric(fused, sources=src)
     single = np.array([metric(fused[i], ir[i], vi[i])[0] for i in range(3)])
     np.testing.assert_allclose(batch, single, rtol=1e-13, atol=0)
-    memo = dict(src._memo)
+    memo = src.memoised()
     again = metric(fused, sources=src)
     assert np.array_equal(again, batch)
-    assert src._memo.keys() == memo.keys() and all(src._memo[k] is memo[k] for k in memo)
-    assert {(CONVENTION, "planes", "ir"), (CONVENTION, "planes", "vi")} <= memo.keys()
+    assert src.memoised().keys() == memo.keys() and all(src.memoised()[k] is memo[k] for k in memo)
+    assert {(CONVENTION, "planes", "ir"), (CONVENTION, "planes", "vi")} <= {k for _, k in memo}

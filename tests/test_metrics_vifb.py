@@ -290,14 +290,15 @@ def test_memo_reuse(scene):
     shared = Sources(ir, vi)
     for name in NAMES:
         first = vifb(name)(fused, sources=shared)
-        keys = set(shared._memo)
+        keys = set(shared.memoised())
         second = vifb(name)(other, sources=shared)
-        assert set(shared._memo) == keys, name  # nothing new for a second candidate
+        assert set(shared.memoised()) == keys, name  # nothing new for a second candidate
         np.testing.assert_array_equal(first, vifb(name)(fused, ir, vi), err_msg=name)
         np.testing.assert_array_equal(second, vifb(name)(other, ir, vi), err_msg=name)
         np.testing.assert_array_equal(first, vifb(name)(fused, sources=shared), err_msg=name)
-    assert all(key[0] == "vifb" for key in shared._memo)
-    assert {key[1] for key in shared._memo} >= {"hist256", "mi_labels", "ssim_moments", "qabf_gradients",
+    keys = {key for _, key in shared.memoised()}
+    assert all(key[0] == "vifb" for key in keys)
+    assert {key[1] for key in keys} >= {"hist256", "mi_labels", "ssim_moments", "qabf_gradients",
                                                 "qcb_contrast", "qcv_source"}
 
 
