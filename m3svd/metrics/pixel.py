@@ -151,18 +151,21 @@ def _vif_pyramid(x: np.ndarray) -> list[tuple]:
 
 
 def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> list[tuple]:
-    """Source-only VIFp quantities per scale: (reference plane, μ₁, σ₁² as used, Σ log10(1+σ₁²/σn²) per plane).
+    """Source-only VIFp quantities per scale: (reference plane, μ₁, σ₁² as used, Σ log10(1+σ₁²/σn²) per plane,
+    σ₁² + 1e-10, σ₁² ≥ 1e-10).
 
     ``ref`` is ``M×H×W`` float64. Memoise the result per source; :func:`vifp_terms` takes it. One VIFp for every
     lineage (CDDFuse, VF-Bench, Tang, m3svd): separable OpenCV filtering, zero-padded then cropped ('valid').
     """
-    return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)))
+    return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)),
+             var + VIF_EPS, var >= VIF_EPS)
             for x, mu, var in _vif_pyramid(ref)]
 
 
 def vifp_distorted(dist: np.ndarray) -> list[tuple]:
-    """Distorted (fused) side of VIFp, shareable by several references: per scale (plane, μ₂, σ₂² clipped)."""
-    return _vif_pyramid(dist)
+    """Distorted (fused) side of VIFp, shareable by several references: per scale (plane, μ₂, σ₂² clipped,
+    σ₂² ≥ 1e-10)."""
+    return [(x, mu, var, var >= VIF_EPS) for x, mu, var in _vif_pyramid(dist)]
 
 
 def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
@@ -174,13 +177,15 @@ def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
     """
     pyramid = vifp_distorted(dist) if isinstance(dist, np.ndarray) else dist
     num = den = 0.0
-    for taps, (ref, mu1, s1, den_s), (d, mu2, s2) in zip(_vif_taps(), reference, pyramid, strict=True):
+    for taps, (ref, mu1, s1, den_s, s1_eps, s1_ok), (d, mu2, s2, s2_ok) in zip(
+            _vif_taps(), reference, pyramid, strict=True):
         s12 = correlate_valid(ref * d, taps)
         s12 -= mu1 * mu2
-        g = s12 / (s1 + VIF_EPS)
+        g = s12 / s1_eps
         # LIVE's rules, in one pass: g = 0 (so the pixel adds log10(1) = 0) where σ1² < eps, σ2² < eps or g < 0;
         # elsewhere σv² = σ2² − g σ12 floored at eps (bit-identical to the masked assignments).
-        valid = (s1 >= VIF_EPS) & (s2 >= VIF_EPS) & (g >= 0)
+        valid = s1_ok & s2_ok
+        valid &= g >= 0
         sv = g * s12
         np.subtract(s2, sv, out=sv)
         np.maximum(sv, VIF_EPS, out=sv)
@@ -188,7 +193,7 @@ def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
         g *= g
         g *= s1
         g /= sv
-        g[~valid] = 0.0
+        g *= valid  # finite everywhere, so × 0 zeroes exactly
         g += 1.0
         np.log10(g, out=g)
         num = num + g.sum(axis=(-2, -1))
@@ -286,6 +291,23 @@ QABF_GAMMA_G, QABF_KAPPA_G, QABF_SIGMA_G = 0.9994, -15.0, 0.5
 QABF_GAMMA_A, QABF_KAPPA_A, QABF_SIGMA_A = 0.9879, -22.0, 0.8
 
 
+_SOBEL_SMOOTH = np.array([1.0, 2.0, 1.0])
+_SOBEL_DIFF = np.array([-1.0, 0.0, 1.0])
+_SOBEL_BORDER = {"zero": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
+
+
+def _sobel_pair(x: np.ndarray, border: str, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sign·gx, gy) of every plane (OpenCV separable filtering, float64: exact on integer-valued input)."""
+    mode = _SOBEL_BORDER[border]
+    x = _planes(x)
+    flat = x.reshape(-1, *x.shape[-2:])
+    gx, gy = np.empty_like(flat), np.empty_like(flat)
+    for i, plane in enumerate(flat):
+        gx[i] = cv2.sepFilter2D(plane, cv2.CV_64F, sign * _SOBEL_DIFF, _SOBEL_SMOOTH, borderType=mode)
+        gy[i] = cv2.sepFilter2D(plane, cv2.CV_64F, _SOBEL_SMOOTH, _SOBEL_DIFF, borderType=mode)
+    return gx.reshape(x.shape), gy.reshape(x.shape)
+
+
 def sobel3(x: np.ndarray, border: str = "zero") -> tuple[np.ndarray, np.ndarray]:
     """Correlation of ``M×H×W`` ``x`` with [-1 0 1; -2 0 2; -1 0 1] (``gx``) and its transpose (``gy``).
 
@@ -293,13 +315,7 @@ def sobel3(x: np.ndarray, border: str = "zero") -> tuple[np.ndarray, np.ndarray]
     (``imfilter`` 'replicate': VIFB EI). Convolution instead of correlation negates both outputs, which leaves
     magnitude and atan(gy/gx) unchanged. Exact for integer-valued input.
     """
-    mode = {"zero": "constant", "replicate": "edge"}[border]
-    p = np.pad(_planes(x), ((0, 0), (1, 1), (1, 1)), mode=mode)
-    dx = p[:, :, 2:] - p[:, :, :-2]  # M×(H+2)×W
-    gx = dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]
-    dy = p[:, 2:, :] - p[:, :-2, :]  # M×H×(W+2)
-    gy = dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]
-    return gx, gy
+    return _sobel_pair(x, border, 1.0)
 
 
 def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,36 +326,43 @@ def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zero padding. True convolution negates h3 but not the row flip of h1 relative to :func:`sobel3`, so sx = −gx
     and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
     """
-    gx, sy = sobel3(planes, "zero")
-    sx = -gx
+    sx, sy = _sobel_pair(planes, "zero", -1.0)
     g = np.sqrt(sx * sx + sy * sy)
-    nz = sx != 0
-    angle = np.full(sx.shape, math.pi / 2)
-    np.divide(sy, sx, out=angle, where=nz)
-    np.arctan(angle, out=angle, where=nz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        angle = np.divide(sy, sx)
+    np.arctan(angle, out=angle)
+    angle[sx == 0] = math.pi / 2
     return g, angle
 
 
 def qabf_edge_preservation(g_src, a_src, g_fused, a_fused, equal_is_one: bool = False) -> np.ndarray:
     """Per-pixel Q^{XF} = Q_g·Q_α with the relative strength g_F/g_X or g_X/g_F, and where g_X = g_F:
-    **g_F** (the lineage's bug: VIFB, Tang, CDDFuse, VF-Bench) or 1 with ``equal_is_one=True`` (m3svd's fix)."""
-    rel = np.full(g_fused.shape, 1.0) if equal_is_one else np.array(g_fused, dtype=np.float64, copy=True)
-    np.divide(np.minimum(g_src, g_fused), np.maximum(g_src, g_fused), out=rel, where=g_src != g_fused)
-    orient = a_src - a_fused
+    **g_F** (the lineage's bug: VIFB, Tang, CDDFuse, VF-Bench) or 1 with ``equal_is_one=True`` (m3svd's fix).
+
+    Q_g·Q_α = Γ_g Γ_α / ((1 + e^{κ_g(rel − σ_g)}) (1 + e^{κ_α(orient − σ_α)})), orient = 1 − |α_X − α_F|/(π/2),
+    evaluated in that one-quotient form (differs from two quotients by rounding only).
+    """
+    rel = np.minimum(g_src, g_fused)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel /= np.maximum(g_src, g_fused)
+    equal = g_src == g_fused
+    if equal_is_one:
+        rel[equal] = 1.0
+    else:
+        np.copyto(rel, g_fused, where=equal)
+    rel -= QABF_SIGMA_G
+    rel *= QABF_KAPPA_G
+    np.exp(rel, out=rel)
+    rel += 1.0
+    # κ_α (orient − σ_α) = κ_α (1 − σ_α) − κ_α |α_X − α_F| / (π/2)
+    orient = np.subtract(a_src, a_fused)
     np.abs(orient, out=orient)
-    orient /= math.pi / 2
-    np.subtract(1, orient, out=orient)
-    return _logistic(rel, QABF_GAMMA_G, QABF_KAPPA_G, QABF_SIGMA_G) * _logistic(
-        orient, QABF_GAMMA_A, QABF_KAPPA_A, QABF_SIGMA_A)
-
-
-def _logistic(x: np.ndarray, gamma: float, kappa: float, sigma: float) -> np.ndarray:
-    """gamma / (1 + exp(kappa (x − sigma))), in place on ``x`` (same operations, same rounding)."""
-    x -= sigma
-    x *= kappa
-    np.exp(x, out=x)
-    x += 1
-    return np.divide(gamma, x, out=x)
+    orient *= -QABF_KAPPA_A / (math.pi / 2)
+    orient += QABF_KAPPA_A * (1.0 - QABF_SIGMA_A)
+    np.exp(orient, out=orient)
+    orient += 1.0
+    rel *= orient
+    return np.divide(QABF_GAMMA_G * QABF_GAMMA_A, rel, out=rel)
 
 
 def qabf_combine(sobel_a, sobel_b, sobel_f, equal_is_one: bool = False) -> np.ndarray:
@@ -349,10 +372,14 @@ def qabf_combine(sobel_a, sobel_b, sobel_f, equal_is_one: bool = False) -> np.nd
     :func:`qabf_edge_preservation`. NaN when both sources are flat.
     """
     (ga, aa), (gb, ab), (gf, af) = sobel_a, sobel_b, sobel_f
-    q_af = qabf_edge_preservation(ga, aa, gf, af, equal_is_one)
-    q_bf = qabf_edge_preservation(gb, ab, gf, af, equal_is_one)
+    q = qabf_edge_preservation(ga, aa, gf, af, equal_is_one)
+    q *= ga
+    weighted = q.sum(axis=(-2, -1))
+    q = qabf_edge_preservation(gb, ab, gf, af, equal_is_one)
+    q *= gb
+    weighted += q.sum(axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (q_af * ga + q_bf * gb).sum(axis=(1, 2)) / (ga + gb).sum(axis=(1, 2))
+        return weighted / (ga.sum(axis=(-2, -1)) + gb.sum(axis=(-2, -1)))
 
 
 # --------------------------------------------------------------------------------------------- VIFF (Han et al.)
