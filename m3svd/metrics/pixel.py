@@ -32,12 +32,19 @@ EPS = float(np.finfo(np.float64).eps)
 # --------------------------------------------------------------------------------------------- statistics
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r per plane (MATLAB ``corr2``; CC/SCD of Tang, m3svd, CDDFuse); NaN where either is constant."""
-    a = a - a.mean(axis=(1, 2), keepdims=True)
-    b = b - b.mean(axis=(1, 2), keepdims=True)
+def centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` minus its per-plane mean, and the per-plane sum of squares of that: one side of :func:`pearson`."""
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    return x, (x * x).sum(axis=(1, 2))
+
+
+def pearson(a, b) -> np.ndarray:
+    """Pearson r per plane (MATLAB ``corr2``; CC/SCD of Tang, m3svd, CDDFuse); NaN where either is constant.
+
+    ``a`` and ``b`` are ``M×H×W`` planes or their :func:`centred` pairs (memoise a source's)."""
+    (a, aa), (b, bb) = (x if isinstance(x, tuple) else centred(x) for x in (a, b))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=(1, 2)) / np.sqrt((a * a).sum(axis=(1, 2)) * (b * b).sum(axis=(1, 2)))
+        return (a * b).sum(axis=(1, 2)) / np.sqrt(aa * bb)
 
 
 def spatial_frequency(f: np.ndarray) -> np.ndarray:
@@ -80,8 +87,8 @@ def correlate_same(x: np.ndarray, taps: np.ndarray, border: int = cv2.BORDER_REF
     k = np.asarray(taps, dtype=np.float64)
     flat = x.reshape(-1, *x.shape[-2:])
     out = np.empty_like(flat)
-    for i in range(len(flat)):
-        out[i] = cv2.sepFilter2D(flat[i], cv2.CV_64F, k, k, borderType=border)
+    for i in range(len(flat)):  # into the output: a fresh cv2 array plus a copy costs more than the filter
+        cv2.sepFilter2D(flat[i], cv2.CV_64F, k, k, dst=out[i], borderType=border)
     return out.reshape(x.shape)
 
 
@@ -204,8 +211,11 @@ def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
 # --------------------------------------------------------------------------------------------- MI
 
 
-def _levels(x: np.ndarray, m: int) -> np.ndarray:
-    v = np.asarray(x).reshape(m, -1).astype(np.int64)
+def levels(x: np.ndarray) -> np.ndarray:
+    """Integer-valued 0–255 planes (``M×H×W``) as ``M×HW`` int64 histogram indices; pass the result to the
+    histogram functions to convert a plane once for several histograms (int64 input is only checked)."""
+    v = np.asarray(x)
+    v = v.reshape(len(v), -1).astype(np.int64, copy=False)
     if v.size and (v.min() < 0 or v.max() > 255):
         raise ValueError("histogram: values outside 0–255")
     return v
@@ -214,7 +224,7 @@ def _levels(x: np.ndarray, m: int) -> np.ndarray:
 def hist256(planes: np.ndarray) -> np.ndarray:
     """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages)."""
     m = len(planes)
-    v = _levels(planes, m)
+    v = levels(planes)
     return np.bincount(((np.arange(m, dtype=np.int64)[:, None] << 8) + v).ravel(), minlength=m << 8).reshape(m, 256)
 
 
@@ -225,10 +235,13 @@ def joint_histograms(a: np.ndarray, b: np.ndarray, saturate: bool = False) -> np
     254 and 255 share one bin on both axes (the marginal entropies are not affected).
     """
     m = len(a)
-    ia, ib = _levels(a, m), _levels(b, m)
+    ia, ib = levels(a), levels(b)
     if saturate:
         ia, ib = np.minimum(ia, 254), np.minimum(ib, 254)
-    index = (np.arange(m, dtype=np.int64)[:, None] << 16) + (ia << 8) + ib
+    index = ia << 8
+    index += ib
+    if m > 1:
+        index += np.arange(m, dtype=np.int64)[:, None] << 16
     return np.bincount(index.ravel(), minlength=m << 16).reshape(m, 256, 256)
 
 
@@ -276,8 +289,9 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             out[i] = 0.0
             continue
         total = h.sum()
-        ia, ib = np.nonzero(h)
-        n = h[ia, ib]
+        nonzero = np.flatnonzero(h)
+        ia, ib = nonzero >> 8, nonzero & 255
+        n = h.ravel()[nonzero]
         p = n / total
         terms = p * (np.log(n) - math.log(total)) + p * (math.log(total) * 2 - np.log(pa[ia]) - np.log(pb[ib]))
         terms[np.abs(terms) < EPS] = 0.0
@@ -303,8 +317,8 @@ def _sobel_pair(x: np.ndarray, border: str, sign: float) -> tuple[np.ndarray, np
     flat = x.reshape(-1, *x.shape[-2:])
     gx, gy = np.empty_like(flat), np.empty_like(flat)
     for i, plane in enumerate(flat):
-        gx[i] = cv2.sepFilter2D(plane, cv2.CV_64F, sign * _SOBEL_DIFF, _SOBEL_SMOOTH, borderType=mode)
-        gy[i] = cv2.sepFilter2D(plane, cv2.CV_64F, _SOBEL_SMOOTH, _SOBEL_DIFF, borderType=mode)
+        cv2.sepFilter2D(plane, cv2.CV_64F, sign * _SOBEL_DIFF, _SOBEL_SMOOTH, dst=gx[i], borderType=mode)
+        cv2.sepFilter2D(plane, cv2.CV_64F, _SOBEL_SMOOTH, _SOBEL_DIFF, dst=gy[i], borderType=mode)
     return gx.reshape(x.shape), gy.reshape(x.shape)
 
 

@@ -18,7 +18,9 @@ from scipy.ndimage import uniform_filter
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, Sources
 from m3svd.metrics.pixel import (
+    centred,
     entropy_bits,
+    levels,
     mutual_information,
     pearson,
     qabf_combine,
@@ -80,7 +82,9 @@ def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _grey_sources(src)
-    f = read_grey(fused)
+    ir = src.memo((CONVENTION, "levels", "ir"), lambda: levels(ir))
+    vi = src.memo((CONVENTION, "levels", "vi"), lambda: levels(vi))
+    f = levels(read_grey(fused))
     return mutual_information(f, ir) + mutual_information(f, vi)
 
 
@@ -100,16 +104,23 @@ def psnr(src: Sources, fused: np.ndarray) -> np.ndarray:
         return 10 * np.log10(peak**2 / _mse_pair(src, f))
 
 
-def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
+def _centred_sources(src: Sources):
     ir, vi = _grey_sources(src)
-    f = read_grey(fused)
-    return (pearson(ir, f) + pearson(vi, f)) / 2
+    return (src.memo((CONVENTION, "centred", "ir"), lambda: centred(ir)),
+            src.memo((CONVENTION, "centred", "vi"), lambda: centred(vi)))
+
+
+def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
+    f = centred(read_grey(fused))
+    c_ir, c_vi = _centred_sources(src)
+    return (pearson(c_ir, f) + pearson(c_vi, f)) / 2
 
 
 def scd(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _grey_sources(src)
+    c_ir, c_vi = _centred_sources(src)
     f = read_grey(fused)
-    return pearson(ir, f - vi) + pearson(vi, f - ir)
+    return pearson(c_ir, f - vi) + pearson(c_vi, f - ir)
 
 
 def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
@@ -153,12 +164,14 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
     c2 = (0.03 * data_range) ** 2
     r = (SSIM_WIN - 1) // 2
     total = np.zeros(len(f))
+    ufus, vsf, den = np.empty_like(f), np.empty_like(f), np.empty_like(f)  # reused for both sources
     for name, s in zip(("ir", "vi"), _grey_sources(src), strict=True):
         us, vs = src.memo((CONVENTION, "box7", name), lambda s=s: _box_source(s))
         us2 = src.memo((CONVENTION, "box7sq", name), lambda us=us: us * us)
         # the same operations as ((2 uf us + c1)(2 vsf + c2)) / ((uf² + us² + c1)(vf + vs + c2)), in place
-        ufus = uf * us
-        vsf = uniform_filter(s * f, size=(1, SSIM_WIN, SSIM_WIN))
+        np.multiply(uf, us, out=ufus)
+        np.multiply(s, f, out=vsf)
+        uniform_filter(vsf, size=(1, SSIM_WIN, SSIM_WIN), output=vsf)
         vsf -= ufus
         vsf *= SSIM_COV
         vsf *= 2
@@ -166,9 +179,9 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
         ufus *= 2
         ufus += c1
         ufus *= vsf
-        den = uf2 + us2
+        np.add(uf2, us2, out=den)
         den += c1
-        den2 = vf + vs
+        den2 = np.add(vf, vs, out=vsf)
         den2 += c2
         den *= den2
         ufus /= den
