@@ -3,9 +3,11 @@
 Real M3SVD test frames (``shared/data/m3svd/test/{infrared_Enhance,visible_Enhance}/<clip>/*.png``), fused by the
 rounded average ``(IR grey + VI grey + 1) // 2``. Each set is timed cold (fresh :class:`Sources`, so source
 statistics are recomputed) and warm (the same ``Sources`` reused), for a batch of 1 and a batch of ``--frames``;
-the best of ``--repeat`` runs is reported per frame. Per-metric timings follow for the ``cddfuse`` set::
+the best of ``--repeat`` runs is reported per frame. Per-metric timings follow for the ``cddfuse`` set. The
+process keeps freed memory as ``m3svd evaluate`` does (:func:`m3svd.memory.keep_freed_memory`) unless
+``--default-allocator``::
 
-    python benchmarks/metrics_speed.py [--frames 4] [--repeat 3] [--data ../shared/data]
+    python benchmarks/metrics_speed.py [--frames 4] [--repeat 3] [--data ../shared/data] [--default-allocator]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from m3svd import metrics
+from m3svd.memory import keep_freed_memory
 from m3svd.metrics import Sources
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared"
@@ -90,11 +93,15 @@ def main(argv=None) -> int:
     ap.add_argument("--timing", type=Path, default=ROOT / "golden" / "timing.csv", help="reference timings")
     ap.add_argument("--conventions", nargs="+", default=list(CONVENTIONS), choices=CONVENTIONS)
     ap.add_argument("--no-per-metric", action="store_true", help="skip the per-metric cddfuse table")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's defaults (freed planes go back to the OS and page-fault afresh)")
     args = ap.parse_args(argv)
+    kept = not args.default_allocator and keep_freed_memory()
     ir, vi, fused = load_frames(args.data, max(args.frames, 1))
     ref = reference_times(args.timing)
 
-    print(f"{len(fused)} frames {fused.shape[1]}x{fused.shape[2]}, best of {args.repeat}, seconds per frame")
+    print(f"{len(fused)} frames {fused.shape[1]}x{fused.shape[2]}, best of {args.repeat}, seconds per frame, "
+          f"{'freed memory kept (as m3svd evaluate)' if kept else 'default allocator'}")
     print(f"{'convention':<10} {'metrics':>7} {'batch':>5} {'cold s':>9} {'warm s':>9} {'ref s':>8} "
           f"{'cold x':>8} {'warm x':>8}")
     for conv in args.conventions:

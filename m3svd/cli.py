@@ -202,6 +202,7 @@ def _parse_options(method_name: str, pairs: list[str]) -> dict:
 def cmd_evaluate(args) -> int:
     from m3svd import protocols
     from m3svd.evaluate import MethodSpec, evaluate, evaluate_methods
+    from m3svd.memory import keep_freed_memory
 
     if (args.method is None) == (args.predictions is None):
         raise M3SVDError("give --method NAME or --predictions DIR (with --name), not both or neither")
@@ -213,6 +214,7 @@ def cmd_evaluate(args) -> int:
         if not torch.cuda.is_available():
             raise M3SVDError(f"--device {args.device}: no CUDA device on this machine; use --device cpu")
     protocol = protocols.load(args.protocol)
+    keep_freed_memory()
     progress = not args.no_progress and sys.stderr.isatty()
     common = dict(root=args.root, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
                   flow_cache=False if args.no_flow_cache else args.flow_cache, metrics_device=args.metrics_device,

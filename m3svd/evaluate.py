@@ -748,9 +748,14 @@ def _run_ray(jobs: list[Job], workers: int, address: str | None) -> list[str]:
 
 
 def _limit_threads(threads: int) -> None:
-    """Workers share the cores: without this each would start one thread per core in torch and OpenCV."""
+    """Workers share the cores: without this each would start one thread per core in torch and OpenCV. They also
+    keep freed memory, as the CLI process does (:func:`m3svd.memory.keep_freed_memory`)."""
     import cv2
     import torch
+
+    from m3svd.memory import keep_freed_memory
+
+    keep_freed_memory()
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
