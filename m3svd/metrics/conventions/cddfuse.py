@@ -159,15 +159,15 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
     f = read_grey(fused)
     uf, uff = _box_moments(f)
     uf2 = uf * uf  # = uf**2
-    vf = SSIM_COV * (uff - uf2)
+    uff -= uf2
+    vf = np.multiply(uff, SSIM_COV, out=uff)
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
     r = (SSIM_WIN - 1) // 2
     total = np.zeros(len(f))
     ufus, vsf, den = np.empty_like(f), np.empty_like(f), np.empty_like(f)  # reused for both sources
     for name, s in zip(("ir", "vi"), _grey_sources(src), strict=True):
-        us, vs = src.memo((CONVENTION, "box7", name), lambda s=s: _box_source(s))
-        us2 = src.memo((CONVENTION, "box7sq", name), lambda us=us: us * us)
+        us, us2, vs = src.memo((CONVENTION, "box7", name), lambda s=s: _box_source(s))
         # the same operations as ((2 uf us + c1)(2 vsf + c2)) / ((uf² + us² + c1)(vf + vs + c2)), in place
         np.multiply(uf, us, out=ufus)
         np.multiply(s, f, out=vsf)
@@ -190,8 +190,12 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
 
 
 def _box_source(s: np.ndarray):
+    """A source's 7×7 mean μ, μ² and sample variance (memoised)."""
     us, uss = _box_moments(s)
-    return us, SSIM_COV * (uss - us * us)
+    us2 = us * us
+    uss -= us2
+    uss *= SSIM_COV
+    return us, us2, uss
 
 
 def ssim(src: Sources, fused: np.ndarray) -> np.ndarray:
