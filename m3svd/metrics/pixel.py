@@ -13,7 +13,8 @@ apply (explicit parameters here, never copies); see ``specs/metrics.md``.
 - :func:`vifp_reference`, :func:`vifp_distorted`, :func:`vifp_terms`: Sheikh–Bovik pixel-domain VIFp (LIVE
   ``vifp_mscale``), with the source (reference) and fused sides split off so they can be memoised / shared.
 - :func:`levels` (a plane as checked int64 bin indices, reusable), :func:`hist256`, :func:`entropy_of_counts`,
-  :func:`entropy_bits`, :func:`joint_histograms` (``saturate``), :func:`entropy_mi`: histograms, entropies and H(a)+H(b)−H(a,b) MI (MATLAB lineages);
+  :func:`entropy_bits`, :func:`joint_histograms` (``saturate``), :func:`entropy_mi`: histograms, entropies and
+  H(a)+H(b)−H(a,b) MI (MATLAB lineages);
   :func:`mutual_information`: exact contingency-table MI in nats (``sklearn.metrics.mutual_info_score``).
 - :func:`sobel3` (``border``), :func:`sobel_strength_angle`, :func:`qabf_edge_preservation`,
   :func:`qabf_combine` (``equal_is_one``): the Xydeas–Petrović Qabf (zero-padded Sobel, ``atan``, the
