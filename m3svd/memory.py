@@ -30,5 +30,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     _done = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+        mallopt(_M_TRIM_THRESHOLD, _KEEP))
     return _done
