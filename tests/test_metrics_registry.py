@@ -30,6 +30,8 @@ def test_get_list_and_hints(toy):
     assert metrics.get("TOY") is metric and metrics.list() == [metric] and metric.lower_better
     with pytest.raises(MetricError, match="did you mean 'toy'"):
         metrics.get("tooy")
+    with pytest.raises(MetricError, match=r"no metric 'brisque'.*get\('brisque', 'pyiqa'\)"):
+        metrics.get("brisque")  # where a user looks first for a no-reference metric
     with pytest.raises(MetricError, match="no 'vifb' convention; it has m3svd"):
         metrics.get("toy", "vifb")
     with pytest.raises(ValueError, match="registered twice"):

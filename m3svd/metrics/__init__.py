@@ -60,7 +60,8 @@ def get(name: str, convention: str = DEFAULT_CONVENTION) -> Metric:
         return _REGISTRY[key]
     names = sorted({n for n, _ in _REGISTRY})
     if key[0] not in names:
-        raise MetricError(f"no metric {name!r}" + did_you_mean(key[0], names))
+        raise MetricError(f"no metric {name!r}" + did_you_mean(key[0], names) + f"; a no-reference IQA metric "
+                          f"(BRISQUE, MUSIQ, …) comes from pyiqa: get({name!r}, 'pyiqa'), with the iqa extra")
     conventions = sorted(c for n, c in _REGISTRY if n == key[0])
     raise MetricError(f"metric {name!r} has no {convention!r} convention; it has {', '.join(conventions)}"
                       + did_you_mean(convention, conventions))
