@@ -95,6 +95,20 @@ def test_registry_and_directions():
     assert "VIFp" in got["vif"].description and "data_range=2" in got["ssim"].description
 
 
+def test_ssim_box_mean_is_scipys_uniform_filter_bit_for_bit():
+    """SSIM with data_range=2 is ill-conditioned: the transposed column pass must not change one bit."""
+    from scipy.ndimage import uniform_filter
+
+    from m3svd.metrics.conventions.cddfuse import _box
+
+    rng = np.random.default_rng(3)
+    for shape in [(2, 48, 64), (1, 480, 640), (1, 5, 9), (1, 1, 7), (1, 30, 1)]:
+        x = rng.standard_normal(shape) * 100
+        expected = uniform_filter(x, size=(1, 7, 7))
+        assert np.array_equal(_box(x), expected)
+        assert np.array_equal(_box(x, out=x), expected)  # in place, as the SSIM cross term uses it
+
+
 # --------------------------------------------------------------------------------------------- edge cases
 
 
