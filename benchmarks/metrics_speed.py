@@ -1,19 +1,22 @@
 """Seconds per 640×480 frame for each convention's full metric set, against ``shared/golden/timing.csv``.
 
 Real M3SVD test frames (``shared/data/m3svd/test/{infrared_Enhance,visible_Enhance}/<clip>/*.png``), fused by the
-rounded average ``(IR grey + VI grey + 1) // 2``. Each set is timed cold (fresh :class:`Sources`, so source
-statistics are recomputed) and warm (the same ``Sources`` reused), for a batch of 1 and a batch of ``--frames``;
-the best of ``--repeat`` runs is reported per frame. Per-metric timings follow for the ``cddfuse`` set. The
-process keeps freed memory as ``m3svd evaluate`` does (:func:`m3svd.memory.keep_freed_memory`) unless
+rounded average ``(IR grey + VI grey + 1) // 2``. Each set is scored as ``m3svd evaluate`` scores it
+(:func:`m3svd.metrics.score`), cold (fresh :class:`Sources`, so source statistics are recomputed) and warm (the
+same ``Sources`` reused), for a batch of 1 and a batch of ``--frames`` on one thread and on ``--threads`` (the
+evaluator's default with ``--workers 1``: one per core); the best of ``--repeat`` runs is reported per frame. The
+reference timings are one process, one thread. Per-metric timings (one thread) follow for the ``cddfuse`` set.
+The process keeps freed memory as ``m3svd evaluate`` does (:func:`m3svd.memory.keep_freed_memory`) unless
 ``--default-allocator``::
 
-    python benchmarks/metrics_speed.py [--frames 4] [--repeat 3] [--data ../shared/data] [--default-allocator]
+    python benchmarks/metrics_speed.py [--frames 4] [--repeat 3] [--threads N] [--data ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,19 +70,17 @@ def metric_set(convention: str):
     return [m for m in metrics.list(convention) if m.kind == "image"]
 
 
-def time_set(chosen, ir, vi, fused, warm: bool, repeat: int) -> float:
+def time_set(chosen, ir, vi, fused, warm: bool, repeat: int, threads: int = 1) -> float:
     """Best-of-``repeat`` seconds per frame for all of ``chosen`` on the batch."""
     best = float("inf")
     src = Sources(ir, vi)
     if warm:
-        for m in chosen:
-            m(fused, sources=src)
+        metrics.score(chosen, fused, src, threads=threads)
     for _ in range(repeat):
         if not warm:
             src = Sources(ir, vi)
         t = time.perf_counter()
-        for m in chosen:
-            m(fused, sources=src)
+        metrics.score(chosen, fused, src, threads=threads)
         best = min(best, time.perf_counter() - t)
     return best / len(fused)
 
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=4, help="batch size N of the batched rows (default 4)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement, best kept (default 3)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads of the threaded rows (default: one per core, as m3svd evaluate --workers 1)")
     ap.add_argument("--data", type=Path, default=ROOT / "data", help="the shared data folder")
     ap.add_argument("--timing", type=Path, default=ROOT / "golden" / "timing.csv", help="reference timings")
     ap.add_argument("--conventions", nargs="+", default=list(CONVENTIONS), choices=CONVENTIONS)
@@ -102,17 +105,18 @@ def main(argv=None) -> int:
 
     print(f"{len(fused)} frames {fused.shape[1]}x{fused.shape[2]}, best of {args.repeat}, seconds per frame, "
           f"{'freed memory kept (as m3svd evaluate)' if kept else 'default allocator'}")
-    print(f"{'convention':<10} {'metrics':>7} {'batch':>5} {'cold s':>9} {'warm s':>9} {'ref s':>8} "
-          f"{'cold x':>8} {'warm x':>8}")
+    print(f"{'convention':<10} {'metrics':>7} {'batch':>5} {'threads':>7} {'cold s':>9} {'warm s':>9} "
+          f"{'ref s':>8} {'cold x':>8} {'warm x':>8}")
+    runs = [(1, 1)] + [(len(fused), t) for t in sorted({1, args.threads}) if len(fused) > 1]
     for conv in args.conventions:
         chosen = metric_set(conv)
         r = ref.get(REFERENCE_ROW.get(conv, ""))
-        for n in sorted({1, len(fused)}):
-            cold = time_set(chosen, ir[:n], vi[:n], fused[:n], False, args.repeat)
-            warm = time_set(chosen, ir[:n], vi[:n], fused[:n], True, args.repeat)
+        for n, threads in runs:
+            cold = time_set(chosen, ir[:n], vi[:n], fused[:n], False, args.repeat, threads)
+            warm = time_set(chosen, ir[:n], vi[:n], fused[:n], True, args.repeat, threads)
             ratio = f"{r / cold:8.1f} {r / warm:8.1f}" if r else f"{'-':>8} {'-':>8}"
             rs = f"{r:8.3f}" if r else f"{'-':>8}"
-            print(f"{conv:<10} {len(chosen):>7} {n:>5} {cold:9.4f} {warm:9.4f} {rs} {ratio}")
+            print(f"{conv:<10} {len(chosen):>7} {n:>5} {threads:>7} {cold:9.4f} {warm:9.4f} {rs} {ratio}")
 
     if not args.no_per_metric:
         print(f"\ncddfuse per metric (batch {len(fused)}, seconds per frame)")

@@ -77,6 +77,7 @@ class Job:
     progress: bool = False
     flow_cache: str | None = None  # source-flow cache folder; None: flows kept in memory only
     metrics_device: str | None = None  # torch device for the image metrics that have a torch path; None: numpy
+    threads: int = 1  # frames whose numpy image metrics are scored at once (metrics.score)
 
 
 @dataclass
@@ -450,8 +451,9 @@ def evaluate_clip(job: Job) -> list[str]:
             fused, restored = stream.take(a, b)
             digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
             values = on_torch.score(fused, sources=torch_sources) if on_torch else {}
-            values = {m.name: values[m.name] if m.name in values else _values(m, fused, sources)
-                      for m in image_metrics}
+            values.update(metrics.score([m for m in image_metrics if m.name not in values], fused, sources,
+                                        threads=job.threads, keep_undefined=True))
+            values = {m.name: values[m.name] for m in image_metrics}
             for name, frames in restored.items():
                 clean = ref_ir if name == "ir" else ref_vi
                 for metric in protocol.restoration_metrics:
@@ -628,7 +630,9 @@ def evaluate_methods(
 
     ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
     each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
-    CPUs). Every executor writes the same files; the ``out`` folders must be on storage the workers share.
+    CPUs). Every executor writes the same files; the ``out`` folders must be on storage the workers share. A local
+    process scores a chunk's frames on its share of the cores (one thread per core with ``workers=1``); the
+    values do not depend on it.
 
     ``flow_cache``: the folder where source-video flows are kept for temporal metrics (default: ``cache/flow``
     under the dataset root, shared by every method and run); ``False`` keeps them in memory only.
@@ -676,8 +680,9 @@ def _evaluate(protocol: Protocol, runs: list, *, predictions: str | None = None,
         flow_cache = default_cache_dir()
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     specs = tuple(spec for spec, _ in runs if spec is not None)
+    threads = 1 if executor == "ray" else _threads_per_worker(workers)  # a Ray task holds one CPU
     jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), specs, predictions, name,
-                progress and workers == 1, cache, metrics_device) for clip in present]
+                progress and workers == 1, cache, metrics_device, threads) for clip in present]
     outcomes = _run_ray(jobs, workers, ray_address) if executor == "ray" else _run_jobs(jobs, workers, progress)
     return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
             for i, out in enumerate(outs)]
@@ -711,11 +716,15 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
     return Run(out, results, summary, skipped, missing)
 
 
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def _run_jobs(jobs: list[Job], workers: int, progress: bool) -> list[str]:
     if workers <= 1 or len(jobs) == 1:
         return [evaluate_clip(job) for job in jobs]
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
-                             initializer=_limit_threads, initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+                             initializer=_limit_threads, initargs=(_threads_per_worker(workers),)) as pool:
         futures = [pool.submit(evaluate_clip, job) for job in jobs]
         bar = _bar(progress, len(jobs), "clips")
         outcomes = []

@@ -65,3 +65,27 @@ def test_bad_input_is_one_clear_error(toy):
         Sources(ir, np.zeros((8, 11, 3), np.uint8))
     with pytest.raises(MetricError, match="undefined on frame 0"):
         metric(np.full((8, 10), 7, np.uint8), ir, vi)  # the toy is undefined on constant frames: never a silent 0
+
+
+def test_score_a_set_in_threads_gives_each_metrics_values():
+    """``metrics.score`` (what ``m3svd evaluate`` calls) equals calling each metric, bit for bit, threaded or not."""
+    rng = np.random.default_rng(1)
+    ir = rng.integers(0, 256, (4, 40, 48), dtype=np.uint8)
+    vi = rng.integers(0, 256, (4, 40, 48, 3), dtype=np.uint8)
+    fused = ((ir.astype(np.int32) + vi[..., 1] + 1) // 2).astype(np.uint8)
+    chosen = [m for m in metrics.list("cddfuse") if m.kind == "image"]
+    alone = {m.name: m(fused, sources=Sources(ir, vi)) for m in chosen}
+    for threads in (1, 3):
+        scored = metrics.score(chosen, fused, Sources(ir, vi), threads=threads)
+        assert list(scored) == [m.name for m in chosen]
+        for name, values in scored.items():
+            np.testing.assert_array_equal(values, alone[name], err_msg=f"{name}, {threads} threads")
+
+    fused[2] = 9  # a constant frame: CC is undefined there
+    cc = metrics.get("cc", "cddfuse")
+    with pytest.raises(metrics.base.MetricUndefined, match="cc@cddfuse: undefined on frame 2"):
+        metrics.score([cc], fused, Sources(ir, vi), threads=2)
+    kept = metrics.score([cc], fused, Sources(ir, vi), threads=2, keep_undefined=True)["cc"]
+    assert np.isnan(kept[2]) and np.isfinite(kept[[0, 1, 3]]).all()
+    with pytest.raises(MetricError, match="names repeat"):
+        metrics.score([cc, metrics.get("cc", "tang")], fused, Sources(ir, vi))

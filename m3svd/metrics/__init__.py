@@ -1,6 +1,7 @@
 """Fusion-quality metrics: one registry, explicit conventions.
 
-``get("qabf", convention="vifb")`` returns a :class:`Metric`; ``list()`` what is registered. Conventions
+``get("qabf", convention="vifb")`` returns a :class:`Metric`; ``list()`` what is registered; ``score(metrics,
+fused, sources, threads=2)`` scores a set on a batch, frames in parallel. Conventions
 reproduce a lineage's reference implementation (``vifb``, ``tang``, ``cddfuse``, ``vfbench``) or follow the
 leaderboard's definitions (``m3svd``); see ``specs/metrics.md``.
 """
@@ -12,13 +13,13 @@ import importlib
 import pkgutil
 
 from m3svd.errors import did_you_mean
-from m3svd.metrics.base import Metric, MetricError, Sources
+from m3svd.metrics.base import Metric, MetricError, Sources, score
 
 DEFAULT_CONVENTION = "m3svd"
 _REGISTRY: dict[tuple[str, str], Metric] = {}
 _loaded = False
 
-__all__ = ["Metric", "MetricError", "Sources", "get", "list", "register"]
+__all__ = ["Metric", "MetricError", "Sources", "get", "list", "register", "score"]
 
 
 def register(metric: Metric) -> Metric:

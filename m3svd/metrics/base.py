@@ -12,6 +12,7 @@ many fused candidates against the same :class:`Sources` computes it once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +111,14 @@ class Metric:
     def __call__(self, fused, ir=None, vi=None, sources: Sources | None = None) -> np.ndarray:
         """Per-frame values, float64, shape ``(N,)`` (``(N - span + 1,)``: one per pair or triplet for temporal
         metrics). Pass ``sources`` to reuse source statistics."""
+        fused, sources = self._inputs(fused, ir, vi, sources)
+        if self.kind == "image" and len(fused) > 1:  # frame by frame: see Sources.frame
+            values = np.concatenate([self._compute(sources.frame(i), fused[i:i + 1]) for i in range(len(fused))])
+        else:
+            values = self._compute(sources, fused)
+        return self.checked(values)
+
+    def _inputs(self, fused, ir, vi, sources: Sources | None) -> tuple[np.ndarray, Sources | None]:
         if sources is None and (ir is not None or self.kind != "no-reference"):
             if ir is None or vi is None:
                 raise MetricError(f"{self.id}: needs the IR and VIS sources (or a Sources object)")
@@ -119,10 +128,10 @@ class Metric:
             raise MetricError(f"{self.id}: fused frames {fused.shape} do not match sources {sources.ir.shape}")
         if len(fused) < self.span:
             raise MetricError(f"{self.id}: needs at least {self.span} consecutive frames, found {len(fused)}")
-        if self.kind == "image" and len(fused) > 1:  # frame by frame: see Sources.frame
-            values = np.concatenate([self._compute(sources.frame(i), fused[i:i + 1]) for i in range(len(fused))])
-        else:
-            values = self._compute(sources, fused)
+        return fused, sources
+
+    def checked(self, values: np.ndarray) -> np.ndarray:
+        """``values``, or :class:`MetricUndefined` naming the first frame where one is not finite."""
         if not np.isfinite(values).all():
             bad = int(np.flatnonzero(~np.isfinite(values))[0])
             raise MetricUndefined(f"{self.id}: undefined on frame {bad} (e.g. a constant image); value {values[bad]}",
@@ -131,3 +140,44 @@ class Metric:
 
     def _compute(self, sources: Sources | None, fused: np.ndarray) -> np.ndarray:
         return np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused) - self.span + 1)
+
+
+def score(chosen: list[Metric], fused, sources: Sources, threads: int = 1,
+          keep_undefined: bool = False) -> dict[str, np.ndarray]:
+    """``{name: per-frame values}`` for every metric of ``chosen`` on the batch, the same values as calling each.
+
+    Image metrics run frame by frame, all of them on one frame before the next (its planes stay in that core's
+    cache), on ``threads`` frames at once: OpenCV and numpy release the GIL, so two threads score the cddfuse
+    set ≈ 1.8× faster per frame (``benchmarks/metrics_speed.py``); each frame's values do not depend on it.
+    Other kinds run whole-batch after them. An undefined value raises :class:`MetricUndefined` unless
+    ``keep_undefined``, which keeps it non-finite (``m3svd evaluate`` counts such frames).
+    """
+    names = [m.name for m in chosen]
+    if len(set(names)) < len(names):
+        raise MetricError(f"score: metric names repeat in {[m.id for m in chosen]}; score each convention apart")
+    per_frame = [m for m in chosen if m.kind == "image"]
+    values: dict[str, np.ndarray] = {}
+    if per_frame:
+        fused, sources = per_frame[0]._inputs(fused, None, None, sources)
+        frames = [sources] if len(fused) == 1 else [sources.frame(i) for i in range(len(fused))]
+
+        def one(i: int) -> list[np.ndarray]:
+            return [m._compute(frames[i], fused[i:i + 1]) for m in per_frame]
+
+        if threads > 1 and len(fused) > 1:
+            with ThreadPoolExecutor(min(threads, len(fused))) as pool:
+                rows = list(pool.map(one, range(len(fused))))
+        else:
+            rows = [one(i) for i in range(len(fused))]
+        values = {m.name: np.concatenate([row[k] for row in rows]) for k, m in enumerate(per_frame)}
+    for m in chosen:
+        if m.kind != "image":
+            try:
+                values[m.name] = m(fused, sources=sources)
+            except MetricUndefined as undefined:
+                if not keep_undefined:
+                    raise
+                values[m.name] = undefined.values
+        elif not keep_undefined:
+            m.checked(values[m.name])
+    return {m.name: values[m.name] for m in chosen}
