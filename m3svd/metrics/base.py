@@ -112,11 +112,9 @@ class Metric:
         """Per-frame values, float64, shape ``(N,)`` (``(N - span + 1,)``: one per pair or triplet for temporal
         metrics). Pass ``sources`` to reuse source statistics."""
         fused, sources = self._inputs(fused, ir, vi, sources)
-        if self.kind == "image" and len(fused) > 1:  # frame by frame: see Sources.frame
-            values = np.concatenate([self._compute(sources.frame(i), fused[i:i + 1]) for i in range(len(fused))])
-        else:
-            values = self._compute(sources, fused)
-        return self.checked(values)
+        if self.kind == "image":  # frame by frame: see Sources.frame
+            return score([self], fused, sources)[self.name]
+        return self.checked(self._compute(sources, fused))
 
     def _inputs(self, fused, ir, vi, sources: Sources | None) -> tuple[np.ndarray, Sources | None]:
         if sources is None and (ir is not None or self.kind != "no-reference"):
