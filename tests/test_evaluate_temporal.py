@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from synthetic import protocol_file
 
-from m3svd import evaluate as ev
 from m3svd import metrics, protocols
 from m3svd.data import open_dataset
 from m3svd.data.frames import list_images, read_image
 from m3svd.evaluate import MethodSpec, evaluate
+from m3svd.evaluate.scoring import TemporalScorer
 from m3svd.metrics.temporal import VideoSources
 from m3svd.protocols import ProtocolError
 
@@ -31,7 +31,7 @@ def _values(run) -> dict:
 
 def test_chunks_score_every_pair_once_like_the_whole_clip(tmp_path, monkeypatch):
     protocol = protocols.load(_protocol(tmp_path))
-    monkeypatch.setattr(ev._TemporalScorer, "CHUNK", 3)  # 12 frames → 4 chunks, each repeating 2 frames
+    monkeypatch.setattr(TemporalScorer, "CHUNK", 3)  # 12 frames → 4 chunks, each repeating 2 frames
     chunked = evaluate(protocol, tmp_path / "chunked", method=MethodSpec("gff"), flow_cache=False)
     rows = chunked.results
     for name in TEMPORAL:

@@ -1,0 +1,199 @@
+"""One clip's evaluation: every method's (or the predictions') fused frames, scored chunk by chunk in lockstep so
+each chunk's source statistics and flows are computed once for all of them."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from m3svd.data.clip import Clip
+from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec
+from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
+from m3svd.evaluate.store import ROW_COLUMNS, atomic_parquet, provenance, run_key, write_png
+
+SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
+
+
+class Stream:
+    """One method's (or the saved predictions') fused frames for one clip, and the rows scored from them.
+
+    Frames come from the method's own windows (written to ``fused/`` as they are made) and are handed out in the
+    clip's scoring chunks, so several methods advance in lockstep and share each chunk's source statistics.
+    """
+
+    def __init__(self, job: Job, spec: MethodSpec | None, out: str, clip: Clip, reference: Clip, span: range):
+        self.job, self.spec, self.clip, self.span = job, spec, clip, span
+        self.method = spec.build() if spec else None
+        if self.method is not None and "ir" in self.method.inputs and "ir" not in job.protocol.inputs:
+            raise EvaluationError(f"method {self.method.name!r} needs infrared input; protocol {job.protocol.id} "
+                                  f"gives visible frames only")
+        self.identity = self.method.identity() if self.method else {
+            "method": job.name, "method_version": "predictions", "weights": None, "weights_sha256": None,
+            "options": {}}
+        self.key = run_key(job, clip, reference, self.identity)
+        self.out = Path(out)
+        self.result_path = self.out / "clips" / f"{clip.name}.parquet"
+        self.columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
+        self._frames = None  # the iterator of (first, fused, restored) windows, started on the first take
+        self._first, self._fused, self._restored = span.start, None, {}
+
+    def done(self) -> bool:
+        """Results for this run key are on disk already."""
+        import pandas as pd
+
+        if not self.result_path.exists():
+            return False
+        previous = pd.read_parquet(self.result_path, columns=["run_key"])
+        return bool(len(previous)) and bool((previous["run_key"] == self.key).all())
+
+    def _windows(self):
+        start, stop = self.span.start, self.span.stop
+        if self.method is None:
+            read = predicted_frames(self.job, self.clip, start, stop)
+            for a in range(start, stop, SCORE_CHUNK):
+                yield a, read(a, min(a + SCORE_CHUNK, stop)), {}
+            return
+        protocol = self.job.protocol
+        folder = self.out / "fused" / self.clip.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for window in self.method.plan(stop - start):
+            ir, vi = self.clip.frames(start + window.start, start + window.stop)
+            fusion = self.method.fuse(ir if "ir" in protocol.inputs else None, vi)
+            keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
+            fused = checked_fusion(self.method.name, fusion.fused[keep], vi[keep].shape)
+            first = start + window.keep_start
+            for offset, frame in enumerate(fused):
+                write_png(folder / f"{first + offset:06d}.png", frame)
+            restored = {}
+            if protocol.restoration_metrics and self.method.restores:
+                restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
+            yield first, fused, restored
+
+    def take(self, a: int, b: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Fused (and restored) frames ``[a, b)``; chunks are taken in order, so earlier frames are dropped."""
+        if self._frames is None:
+            self._frames = self._windows()
+        while self._fused is None or self._first + len(self._fused) < b:
+            first, fused, restored = next(self._frames)
+            if self._fused is None:
+                self._first, self._fused, self._restored = first, fused, restored
+            else:
+                self._fused = np.concatenate([self._fused, fused])
+                self._restored = {k: np.concatenate([v, restored[k]]) for k, v in self._restored.items()}
+        lo, hi = a - self._first, b - self._first
+        taken = self._fused[lo:hi], {k: v[lo:hi] for k, v in self._restored.items()}
+        self._first, self._fused = b, self._fused[hi:]
+        self._restored = {k: v[hi:] for k, v in self._restored.items()}
+        return taken
+
+    def emit(self, frames, name: str, values, digests) -> None:
+        self.columns["frame"] += [int(f) for f in frames]
+        self.columns["metric"] += [name] * len(values)
+        self.columns["value"] += [float(x) for x in values]
+        self.columns["fused_sha256"] += digests
+
+    def write(self, image_metrics: list, temporal: TemporalScorer, input_sha256: str) -> None:
+        """The clip's rows with provenance, sorted by frame then metric, written atomically."""
+        import pandas as pd
+
+        columns = self.columns
+        order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
+        table = pd.DataFrame(columns)
+        table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
+        kinds = {m.name: m for m in image_metrics + temporal.metrics}
+        convention = self.job.protocol.convention
+        stamp = provenance(self.job, self.spec, self.clip, self.identity, self.key, input_sha256,
+                           temporal.estimator.id)
+        for column, value in stamp.items():
+            table[column] = value
+        table["convention"] = [kinds[m].convention if m in kinds else convention for m in table["metric"]]
+        table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
+        table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
+        table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
+        atomic_parquet(table[ROW_COLUMNS], self.result_path)
+
+
+def evaluate_clip(job: Job) -> list[str]:
+    """Fuse (or read) one clip for every output of the job, score every frame, write each output's
+    ``clips/<clip>.parquet``; returns ``"done"`` or ``"skipped"`` per output.
+
+    Outputs still to do advance together, chunk by chunk: each chunk's source statistics (image metrics) and
+    source flows (temporal metrics) are computed once and used for every method.
+    """
+    from m3svd import metrics
+
+    protocol = job.protocol
+    clip, reference = open_clip(job)
+    start, stop = frame_range(protocol, clip)
+    specs = job.methods or (None,)
+    streams = [Stream(job, spec, out, clip, reference, range(start, stop)) for spec, out in
+               zip(specs, job.outs, strict=True)]
+    outcomes = ["skipped" if stream.done() else "done" for stream in streams]
+    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome == "done"]
+    if not streams:
+        return outcomes
+    image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
+    on_torch = torch_scorer(job.metrics_device, protocol)
+    temporal = TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache,
+                               streams)
+    input_digest = hashlib.sha256()
+    bar = progress_bar(job.progress, stop - start, clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}")
+    for a in range(start, stop, SCORE_CHUNK):
+        b = min(a + SCORE_CHUNK, stop)
+        ir, vi = clip.frames(a, b)
+        input_digest.update(ir.data)
+        input_digest.update(vi.data)
+        ref_ir, ref_vi = (ir, vi) if reference is clip else reference.frames(a, b)
+        sources = metrics.Sources(ref_ir, ref_vi)
+        torch_sources = on_torch.sources(ref_ir, ref_vi) if on_torch else None
+        chunk_fused, chunk_digests = [], []
+        for stream in streams:
+            fused, restored = stream.take(a, b)
+            digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
+            values = on_torch.score(fused, sources=torch_sources) if on_torch else {}
+            values.update(metrics.score([m for m in image_metrics if m.name not in values], fused, sources,
+                                        threads=job.threads, keep_undefined=True))
+            values = {m.name: values[m.name] for m in image_metrics}
+            for name, frames in restored.items():
+                clean = ref_ir if name == "ir" else ref_vi
+                for metric in protocol.restoration_metrics:
+                    values[f"restored_{name}_{metric}"] = restoration_scores(metric, frames, clean)
+            for name, v in values.items():
+                stream.emit(range(a, b), name, v, digests)
+            chunk_fused.append(fused)
+            chunk_digests.append(digests)
+        temporal.push(a, ref_ir, ref_vi, chunk_fused, chunk_digests)
+        bar.update(b - a)
+    temporal.flush()
+    bar.close()
+    for stream in streams:
+        stream.write(image_metrics, temporal, input_digest.hexdigest())
+    return outcomes
+
+
+def checked_fusion(name: str, fused: np.ndarray, shape: tuple) -> np.ndarray:
+    fused = np.asarray(fused)
+    if fused.dtype != np.uint8 or fused.shape != shape:
+        raise EvaluationError(f"method {name!r} returned fused frames {fused.shape} {fused.dtype}; expected "
+                              f"{shape} uint8")
+    return fused
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_bar(show: bool, total: int, desc: str):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", leave=False, file=sys.stderr)

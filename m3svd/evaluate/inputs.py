@@ -1,0 +1,95 @@
+"""Where the frames come from: the protocol's dataset and clips, and saved predictions read back from disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from m3svd.data.clip import Clip
+from m3svd.data.frames import list_images, read_image, to_rgb
+from m3svd.data.layouts import ClipSet, open_dataset
+from m3svd.errors import DataError
+from m3svd.evaluate.jobs import EvaluationError, Job
+from m3svd.protocols import Protocol
+
+
+def find_dataset(protocol: Protocol, root: str | Path | None) -> ClipSet:
+    """The dataset a protocol runs on: ``root`` itself if it holds one of the protocol's layouts, else the first of
+    the protocol's folders under ``root`` (default: ``$M3SVD_ROOT`` or the cache directory)."""
+    if protocol.layouts == ("sample",):
+        return open_dataset("sample")
+    from m3svd.paths import default_root
+
+    base = Path(root).expanduser() if root is not None else default_root()
+    candidates = [base] + [base / folder for folder in protocol.folders]
+    for candidate in candidates:
+        if candidate.is_dir():
+            try:
+                clipset = open_dataset(candidate)
+            except DataError:
+                continue
+            if clipset.layout in protocol.layouts:
+                return clipset
+    looked = ", ".join(str(c) for c in candidates)
+    raise EvaluationError(
+        f"no {'/'.join(protocol.layouts)} dataset for protocol {protocol.id} (looked in {looked}); get it with "
+        f"`m3svd download --subset {protocol.folders[-1]}`, pass --root DIR, or try the built-in data with "
+        f"--protocol sample"
+    )
+
+
+def protocol_clips(protocol: Protocol, clipset: ClipSet) -> tuple[list[str], list[str]]:
+    """``(present, missing)`` clip names of the protocol, in protocol order."""
+    available = [c.name for c in clipset.select(protocol.split, protocol.variant)]
+    wanted = protocol.clip_names(available)
+    return [n for n in wanted if n in available], [n for n in wanted if n not in available]
+
+
+def open_clip(job: Job) -> tuple[Clip, Clip]:
+    """``(input clip, reference clip)`` for one job."""
+    clipset = open_dataset(job.dataset)
+    clip = clipset.clip(job.clip, job.protocol.split, job.protocol.variant)
+    if job.protocol.references == job.protocol.variant:
+        return clip, clip
+    if clip.reference is None or clip.reference.variant != job.protocol.references:
+        raise EvaluationError(f"clip {clip.name}: protocol {job.protocol.id} needs its {job.protocol.references} "
+                              f"reference, which this dataset does not have")
+    return clip, clip.reference
+
+
+def frame_range(protocol: Protocol, clip: Clip) -> tuple[int, int]:
+    start, stop = protocol.frames
+    stop = len(clip) if stop is None else stop
+    if not 0 <= start < stop <= len(clip):
+        raise EvaluationError(f"clip {clip.name}: protocol {protocol.id} asks for frames [{start}, {stop}) "
+                              f"but the clip has {len(clip)}")
+    return start, stop
+
+
+def predicted_frames(job: Job, clip: Clip, start: int, stop: int) -> Callable[[int, int], np.ndarray]:
+    folder = Path(job.predictions) / clip.name
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder}: no fused frames for clip {clip.name} (expected one image per frame)")
+    files = list_images(folder)
+    if len(files) == len(clip):
+        offset = 0
+    elif len(files) == stop - start:  # only the protocol's frame range
+        offset = start
+    else:
+        wanted = f"{len(clip)}" if stop - start == len(clip) else f"{len(clip)} (or the protocol's {stop - start})"
+        raise EvaluationError(f"{folder}: expected {wanted} fused frames for clip {clip.name}, found {len(files)}")
+    height, width = clip.size
+
+    def read(a: int, b: int) -> np.ndarray:
+        frames = []
+        for path in files[a - offset:b - offset]:
+            frame = to_rgb(read_image(path))
+            if frame.shape[:2] != (height, width):
+                raise EvaluationError(f"{path}: expected a {width}×{height} fused frame, found "
+                                      f"{frame.shape[1]}×{frame.shape[0]}")
+            frames.append(frame)
+        return np.stack(frames)
+
+    return read

@@ -1,0 +1,148 @@
+"""The run: protocol × methods (or predictions) → every clip through an executor → results, summary, run.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+from m3svd import __version__
+from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
+from m3svd.evaluate.inputs import find_dataset, protocol_clips
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Run
+from m3svd.evaluate.scoring import check_device
+from m3svd.evaluate.store import atomic_parquet
+from m3svd.evaluate.summary import summarise
+from m3svd.protocols import Protocol
+
+
+def evaluate(
+    protocol: Protocol,
+    out: str | Path,
+    *,
+    method: MethodSpec | None = None,
+    predictions: str | Path | None = None,
+    name: str | None = None,
+    **options,
+) -> Run:
+    """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``.
+
+    ``options`` are :func:`evaluate_methods`'s: ``root``, ``workers``, ``executor``, ``ray_address``,
+    ``flow_cache``, ``metrics_device``, ``progress``, ``log``. With ``predictions=DIR`` the fused frames are read
+    from ``DIR/<clip>/*.png`` and the results carry ``name``.
+    """
+    if (method is None) == (predictions is None):
+        raise EvaluationError("give a method or a predictions folder, not both or neither")
+    if predictions is not None:
+        if not Path(predictions).is_dir():
+            raise EvaluationError(f"{predictions}: no such predictions folder")
+        return _evaluate(protocol, [(None, out)], predictions=str(predictions), name=name, **options)[0]
+    return evaluate_methods(protocol, [(method, out)], **options)[0]
+
+
+def evaluate_methods(
+    protocol: Protocol,
+    runs: list[tuple[MethodSpec, str | Path]],
+    *,
+    root: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    flow_cache: str | Path | bool | None = None,
+    metrics_device: str | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> list[Run]:
+    """Evaluate several methods in one pass over the protocol's clips, each into its own ``out`` folder.
+
+    The results are those of separate :func:`evaluate` runs (same rows, run keys and files), but each chunk of
+    source frames is decoded, and its source statistics and flows computed, once for all the methods.
+
+    ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
+    each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
+    CPUs). Every executor writes the same files; the ``out`` folders must be on storage the workers share. A local
+    process scores a chunk's frames on its share of the cores (one thread per core with ``workers=1``); the
+    values do not depend on it.
+
+    ``flow_cache``: the folder where source-video flows are kept for temporal metrics (default: ``cache/flow``
+    under the dataset root, shared by every method and run); ``False`` keeps them in memory only.
+
+    ``metrics_device`` (e.g. ``"cuda"``): score the ``m3svd`` convention's image metrics that have a torch path
+    (:mod:`m3svd.metrics.torch_backend`) on that device in float64 — the same values as numpy to 1e-9, so results
+    do not depend on the device; the rest stay on numpy.
+    """
+    if not runs:
+        raise EvaluationError("no method to evaluate")
+    outs = [Path(out).resolve() for _, out in runs]
+    if len(set(outs)) < len(outs):
+        raise EvaluationError("each method needs its own output folder")
+    for spec, _ in runs:
+        built = spec.build()  # fail fast (unknown method, options, missing weights) before any clip runs
+        if "ir" in built.inputs and "ir" not in protocol.inputs:
+            raise EvaluationError(f"method {spec.name!r} needs infrared input; protocol {protocol.id} gives "
+                                  f"visible frames only")
+        del built
+    return _evaluate(protocol, runs, root=root, workers=workers, executor=executor, ray_address=ray_address,
+                     flow_cache=flow_cache, metrics_device=metrics_device, progress=progress, log=log)
+
+
+def _evaluate(protocol: Protocol, runs: list, *, predictions: str | None = None, name: str | None = None,
+              root=None, workers=1, executor="local", ray_address=None, flow_cache=None, metrics_device=None,
+              progress=False, log=lambda line: None) -> list[Run]:
+    if executor not in EXECUTORS:
+        raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
+    if metrics_device is not None:
+        check_device(metrics_device)
+    clipset = find_dataset(protocol, root)
+    present, missing = protocol_clips(protocol, clipset)
+    if not present:
+        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there")
+    if missing:
+        log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
+            f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
+    outs = [Path(out) for _, out in runs]
+    for out in outs:
+        out.mkdir(parents=True, exist_ok=True)
+    dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
+    if flow_cache is None:
+        from m3svd.flow import default_cache_dir
+
+        flow_cache = default_cache_dir()
+    cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
+    specs = tuple(spec for spec, _ in runs if spec is not None)
+    threads = 1 if executor == "ray" else threads_per_worker(workers)  # a Ray task holds one CPU
+    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), specs, predictions, name,
+                progress and workers == 1, cache, metrics_device, threads) for clip in present]
+    outcomes = run_ray(jobs, workers, ray_address) if executor == "ray" else run_jobs(jobs, workers, progress)
+    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
+            for i, out in enumerate(outs)]
+
+
+def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],
+            metrics_device: str | None, log) -> Run:
+    """One output's results, summary and run.json from its clip files."""
+    import pandas as pd
+
+    present = [job.clip for job in jobs]
+    skipped = [clip for clip, outcome in zip(present, outcomes, strict=True) if outcome == "skipped"]
+    for clip in skipped:
+        log(f"{clip}: results for these inputs, method and weights exist already in {out}; skipped")
+    results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
+    summary = summarise(results)
+    for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():
+        log(f"{row.metric}: undefined on {row.undefined} of {row.frames} frames (e.g. constant or identical images); "
+            f"stored as non-finite values and left out of the means")
+    atomic_parquet(results, out / "results.parquet")
+    atomic_parquet(summary, out / "summary.parquet")
+    run_info = {
+        "toolkit_version": __version__, "protocol": protocol.key, "protocol_sha256": protocol.sha256,
+        "dataset": dataset, "dataset_layout": clipset.layout, "clips": present, "missing_clips": missing,
+        "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
+        "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
+    }
+    tmp = out / ".run.json.tmp"
+    tmp.write_text(json.dumps(run_info, indent=2) + "\n")
+    os.replace(tmp, out / "run.json")
+    return Run(out, results, summary, skipped, missing)

@@ -1,0 +1,116 @@
+"""Metrics on fused frames: per-frame values that keep undefined frames, the optional torch scorer, restoration
+scores, and the temporal scorer that walks a clip in chunks of bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from m3svd.evaluate.jobs import EvaluationError
+
+
+def restoration_scores(metric: str, restored: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """PSNR (data range 255) or SSIM (Wang et al., Gaussian σ=1.5, on luminance) of restored vs clean frames."""
+    if metric == "psnr":
+        diff = restored.astype(np.float64) - clean.astype(np.float64)
+        mse = (diff.reshape(len(diff), -1) ** 2).mean(axis=1)
+        with np.errstate(divide="ignore"):
+            return np.where(mse == 0, np.inf, 10 * np.log10(255.0**2 / mse))
+    from skimage.metrics import structural_similarity
+
+    from m3svd.data.frames import BT601
+
+    def grey(x):
+        return x.astype(np.float64) @ BT601 if x.ndim == 4 else x.astype(np.float64)
+
+    return np.array([structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False) for a, b in zip(grey(restored), grey(clean),
+                                                                                        strict=True)])
+
+
+def per_frame_values(metric, fused: np.ndarray, sources) -> np.ndarray:
+    """Per-frame values; frames where the metric is undefined are kept as non-finite (the summary counts them)."""
+    from m3svd.metrics.base import MetricUndefined
+
+    try:
+        return metric(fused, sources=sources)
+    except MetricUndefined as undefined:
+        return undefined.values
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise EvaluationError(f"--metrics-device {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError(f"--metrics-device {device}: torch sees no CUDA device on this machine")
+
+
+def torch_scorer(device: str | None, protocol):
+    """The torch scorer for the protocol's image metrics that have a torch path, or None (numpy for all)."""
+    if device is None or protocol.convention != "m3svd":
+        return None
+    from m3svd.metrics.torch_backend import METRICS, TorchScorer
+
+    names = [n for n in protocol.image_metrics if n in METRICS]
+    return TorchScorer(names, device=device) if names else None
+
+
+class TemporalScorer:
+    """Temporal metrics over a clip's fused streams (one per method), in chunks of bounded memory.
+
+    Each chunk repeats the last ``span − 1`` frames of the one before, so every pair (triplet) of consecutive frames
+    is scored exactly once and none straddles a chunk. A value is recorded at the **last** frame of its pair or
+    triplet: the first ``span − 1`` frames of a clip have none. Every stream is scored against one set of source
+    flows per chunk; those come from the on-disk cache when the same frames were met before (another run), keyed by
+    content and estimator.
+    """
+
+    CHUNK = 16
+
+    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, streams: list):
+        from m3svd import flow as fl
+        from m3svd import metrics
+
+        self.metrics = [metrics.get(n, convention) for n in names]
+        self.estimator = fl.estimator(flow)
+        self.cache = fl.FlowCache(cache) if cache else None
+        self.carry = max((m.span for m in self.metrics), default=1) - 1
+        self.streams = streams
+        self.first = 0  # clip index of buffer[0]
+        self.scored = None  # clip index of the first frame not yet scored as a last frame
+        self.buffer: list[tuple] = []  # (ir, vi, (fused, digest) per stream)
+
+    def push(self, first: int, ir, vi, fused: list[np.ndarray], digests: list[list[str]]) -> None:
+        if not self.metrics:
+            return
+        if self.scored is None:
+            self.first = self.scored = first
+        self.buffer += [(ir[i], vi[i], [(f[i], d[i]) for f, d in zip(fused, digests, strict=True)])
+                        for i in range(len(ir))]
+        if len(self.buffer) - self.carry >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        from m3svd.metrics.temporal import VideoSources
+
+        if not self.buffer or self.first + len(self.buffer) <= self.scored:
+            return
+        ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(2))
+        sources = VideoSources(ir, vi, flow=self.estimator, cache=self.cache)
+        for s, stream in enumerate(self.streams):
+            fused = np.stack([item[2][s][0] for item in self.buffer])
+            digests = [item[2][s][1] for item in self.buffer]
+            for metric in self.metrics:
+                if len(fused) < metric.span:
+                    continue
+                values = per_frame_values(metric, fused, sources)
+                last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
+                new = self.first + last >= self.scored
+                stream.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
+        self.scored = self.first + len(self.buffer)
+        keep = min(self.carry, len(self.buffer))
+        self.first += len(self.buffer) - keep
+        self.buffer = self.buffer[len(self.buffer) - keep:]

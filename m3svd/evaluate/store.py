@@ -1,0 +1,89 @@
+"""What goes to disk: the run key that decides whether a clip is redone, fused PNGs, and result rows with their
+provenance, each file written whole (temp file, then rename)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from m3svd import __version__
+from m3svd.data.clip import Clip
+from m3svd.data.frames import list_images
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec
+
+RESULTS_SCHEMA = 1
+
+
+def run_key(job: Job, clip: Clip, reference: Clip, identity: dict) -> str:
+    """Changes whenever the clip's rows could: protocol bytes, method identity, input files, metric versions."""
+    from m3svd import metrics
+
+    names = job.protocol.image_metrics + job.protocol.temporal_metrics
+    parts = {
+        "protocol": job.protocol.sha256,
+        "method": identity,
+        "inputs": [s.identity() for s in (clip.ir_source, clip.vi_source, reference.ir_source, reference.vi_source)],
+        "metrics": [metrics.get(n, job.protocol.convention).id + "#" + metrics.get(n, job.protocol.convention).version
+                    for n in names],
+        "restoration": list(job.protocol.restoration_metrics),
+        "schema": RESULTS_SCHEMA,
+    }
+    if job.predictions:
+        folder = Path(job.predictions) / clip.name
+        parts["predictions"] = [f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in list_images(folder)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_png(path: Path, frame: np.ndarray) -> None:
+    import cv2
+
+    bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise EvaluationError(f"{path}: cannot encode a fused frame of shape {frame.shape}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    data.tofile(str(tmp))
+    os.replace(tmp, path)
+
+
+ROW_COLUMNS = [
+    "schema", "toolkit_version", "protocol", "protocol_version", "protocol_sha256", "dataset_layout", "clip",
+    "variant", "lossy", "input_sha256", "frame", "metric", "convention", "metric_version", "kind", "higher_is_better",
+    "value", "method", "method_version", "weights_sha256", "method_options", "source", "flow_estimator", "device",
+    "fused_sha256", "run_key",
+]
+
+
+def provenance(job: Job, spec: MethodSpec | None, clip: Clip, identity: dict, key: str, input_sha256: str,
+                flow_id: str) -> dict:
+    return {
+        "schema": RESULTS_SCHEMA,
+        "toolkit_version": __version__,
+        "protocol": job.protocol.id,
+        "protocol_version": job.protocol.version,
+        "protocol_sha256": job.protocol.sha256,
+        "dataset_layout": clip.layout,
+        "clip": clip.name,
+        "variant": clip.variant or "clean",
+        "lossy": bool(clip.lossy),
+        "input_sha256": input_sha256,
+        "method": identity["method"],
+        "method_version": identity["method_version"],
+        "weights_sha256": identity["weights_sha256"] or "",
+        "method_options": json.dumps(identity["options"], sort_keys=True, default=str),
+        "source": "predictions" if job.predictions else "method",
+        "flow_estimator": flow_id if job.protocol.temporal_metrics else "",
+        "device": spec.device if spec else "",
+        "run_key": key,
+    }
+
+
+def atomic_parquet(table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
