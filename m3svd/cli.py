@@ -201,7 +201,7 @@ def _parse_options(method_name: str, pairs: list[str]) -> dict:
 
 def cmd_evaluate(args) -> int:
     from m3svd import protocols
-    from m3svd.evaluate import MethodSpec, evaluate, evaluate_methods
+    from m3svd.evaluate import MethodSpec, Predictions, evaluate_methods
     from m3svd.memory import keep_freed_memory
 
     if (args.method is None) == (args.predictions is None):
@@ -220,24 +220,33 @@ def cmd_evaluate(args) -> int:
                   flow_cache=False if args.no_flow_cache else args.flow_cache, metrics_device=args.metrics_device,
                   progress=progress, log=lambda line: print(line, file=sys.stderr))
     if args.predictions is not None:
-        out = args.out or Path("m3svd-results") / args.name / protocol.id
-        runs = [evaluate(protocol, out, predictions=args.predictions, name=args.name, **common)]
+        folders, names = _listed("--predictions", args.predictions), _listed("--name", args.name)
+        if len(folders) != len(names):
+            raise M3SVDError(f"--predictions has {len(folders)} folder(s) but --name {len(names)} name(s); give one "
+                             f"name per folder")
+        sources = [Predictions(folder, name) for folder, name in zip(folders, names, strict=True)]
     else:
-        names = [n.strip() for n in args.method.split(",") if n.strip()]
-        if len(set(names)) < len(names) or not names:
-            raise M3SVDError(f"--method {args.method!r}: name each method once")
+        names = _listed("--method", args.method)
         if len(names) > 1 and (args.weights or args.option):
             raise M3SVDError("--weights and --option belong to one method; evaluate such a method on its own")
-        specs = [MethodSpec(n, args.device, str(args.weights) if args.weights else None,
-                            tuple(sorted(_parse_options(n, args.option).items()))) for n in names]
-        if args.out is None:
-            outs = [Path("m3svd-results") / n / protocol.id for n in names]
-        else:
-            outs = [args.out] if len(names) == 1 else [args.out / n for n in names]
-        runs = evaluate_methods(protocol, list(zip(specs, outs, strict=True)), **common)
+        sources = [MethodSpec(n, args.device, str(args.weights) if args.weights else None,
+                              tuple(sorted(_parse_options(n, args.option).items()))) for n in names]
+    if args.out is None:
+        outs = [Path("m3svd-results") / n / protocol.id for n in names]
+    else:
+        outs = [args.out] if len(names) == 1 else [args.out / n for n in names]
+    runs = evaluate_methods(protocol, list(zip(sources, outs, strict=True)), **common)
     for run in runs:
         _print_run(run, protocol)
     return 0
+
+
+def _listed(flag: str, text: str) -> list[str]:
+    """The comma-separated items of a flag, each once."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or len(set(items)) < len(items):
+        raise M3SVDError(f"{flag} {text!r}: name each item once")
+    return items
 
 
 def _print_run(run, protocol) -> None:
@@ -380,9 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     what = ev.add_mutually_exclusive_group()
     what.add_argument("--method", metavar="NAME[,NAME...]", help="a method (see `m3svd ls methods`), or several "
                       "separated by commas: scored in one pass that computes source statistics and flows once")
-    what.add_argument("--predictions", type=Path, metavar="DIR",
-                      help="fused frames made elsewhere: DIR/<clip>/<frame>.png, one image per frame of the clip")
-    ev.add_argument("--name", help="the name results carry when scoring --predictions")
+    what.add_argument("--predictions", metavar="DIR[,DIR...]",
+                      help="fused frames made elsewhere: DIR/<clip>/<frame>.png, one image per frame of the clip; "
+                      "several folders separated by commas are scored in one pass, like several methods")
+    ev.add_argument("--name", metavar="NAME[,NAME...]", help="the name results carry when scoring --predictions, one "
+                    "per folder")
     ev.add_argument("--protocol", default="m3svd-clean", help="protocol id or a .toml file (default m3svd-clean)")
     ev.add_argument("--root", type=Path, help="dataset folder, or the root holding it (default: $M3SVD_ROOT or the "
                     "cache directory)")

@@ -104,6 +104,39 @@ def test_predictions_score_the_same_as_the_method_that_made_them(tmp_path):
     np.testing.assert_array_equal(made.results["fused_sha256"], scored.results["fused_sha256"])
 
 
+def test_several_predictions_folders_in_one_pass_equal_separate_runs(tmp_path, monkeypatch, capsys):
+    """`--predictions A,B --name X,Y`: one pass over the sources (their statistics computed once per chunk, not once
+    per folder), and each folder's rows equal those of its own run."""
+    protocol = protocols.load("sample")
+    for name in ("max", "average"):
+        evaluate(protocol, tmp_path / name, method=MethodSpec(name))
+    alone = {name: evaluate(protocol, tmp_path / f"alone-{name}", predictions=tmp_path / name / "fused", name=name)
+             for name in ("max", "average")}
+    built = []
+    real = metrics.Sources
+
+    def counted(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "Sources", counted)
+    folders = ",".join(str(tmp_path / name / "fused") for name in ("max", "average"))
+    assert main(["evaluate", "--predictions", folders, "--name", "max,average", "--protocol", "sample",
+                 "--out", str(tmp_path / "both"), "--no-progress"]) == 0
+    assert len(built) == 4  # 32 frames in chunks of 8, once for both folders
+    for name in ("max", "average"):
+        both = pd.read_parquet(tmp_path / "both" / name / "results.parquet")
+        assert set(both["method"]) == {name}
+        pd.testing.assert_frame_equal(both, alone[name].results)
+    assert "max" in capsys.readouterr().out
+
+
+def test_predictions_need_one_name_per_folder(tmp_path, capsys):
+    assert main(["evaluate", "--predictions", f"{tmp_path}/a,{tmp_path}/b", "--name", "x", "--protocol",
+                 "sample"]) == 2
+    assert "--predictions has 2 folder(s) but --name 1 name(s)" in capsys.readouterr().err
+
+
 def test_predictions_with_a_missing_frame_are_refused(tmp_path):
     evaluate(protocols.load("sample"), tmp_path / "made", method=MethodSpec("max"))
     sorted((tmp_path / "made" / "fused" / "sample").glob("*.png"))[-1].unlink()

@@ -10,8 +10,8 @@ One run writes, under ``out/``:
   with a bootstrap confidence interval over clips; ``run.json`` — provenance of the run.
 
 With ``predictions=DIR`` the fused frames are read from ``DIR/<clip>/*.png`` instead of produced by a method.
-:func:`evaluate_methods` runs several methods in one pass, each into its own ``out/``, sharing every chunk's source
-statistics and flows.
+:func:`evaluate_methods` runs several methods or predictions folders in one pass, each into its own ``out/``, sharing
+every chunk's source statistics and flows.
 
 The parts: :mod:`~m3svd.evaluate.jobs` (what to run), :mod:`~m3svd.evaluate.inputs` (dataset, clips,
 predictions), :mod:`~m3svd.evaluate.clips` (one clip, every method in lockstep), :mod:`~m3svd.evaluate.scoring`
@@ -22,12 +22,12 @@ and :mod:`~m3svd.evaluate.runner` (the whole run).
 
 from m3svd.evaluate.clips import evaluate_clip
 from m3svd.evaluate.inputs import find_dataset, protocol_clips
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Run
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run
 from m3svd.evaluate.runner import evaluate, evaluate_methods
 from m3svd.evaluate.store import RESULTS_SCHEMA, ROW_COLUMNS
 from m3svd.evaluate.summary import format_summary, summarise
 
 __all__ = [
-    "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Run", "evaluate", "evaluate_clip",
-    "evaluate_methods", "find_dataset", "format_summary", "protocol_clips", "summarise",
+    "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Predictions", "Run", "evaluate",
+    "evaluate_clip", "evaluate_methods", "find_dataset", "format_summary", "protocol_clips", "summarise",
 ]

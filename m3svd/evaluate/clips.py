@@ -11,7 +11,7 @@ import numpy as np
 
 from m3svd.data.clip import Clip
 from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
 from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
 from m3svd.evaluate.store import ROW_COLUMNS, atomic_parquet, provenance, run_key, write_png
 
@@ -25,16 +25,14 @@ class Stream:
     clip's scoring chunks, so several methods advance in lockstep and share each chunk's source statistics.
     """
 
-    def __init__(self, job: Job, spec: MethodSpec | None, out: str, clip: Clip, reference: Clip, span: range):
-        self.job, self.spec, self.clip, self.span = job, spec, clip, span
-        self.method = spec.build() if spec else None
+    def __init__(self, job: Job, source: Source, out: str, clip: Clip, reference: Clip, span: range):
+        self.job, self.source, self.clip, self.span = job, source, clip, span
+        self.method = source.build() if isinstance(source, MethodSpec) else None
         if self.method is not None and "ir" in self.method.inputs and "ir" not in job.protocol.inputs:
             raise EvaluationError(f"method {self.method.name!r} needs infrared input; protocol {job.protocol.id} "
                                   f"gives visible frames only")
-        self.identity = self.method.identity() if self.method else {
-            "method": job.name, "method_version": "predictions", "weights": None, "weights_sha256": None,
-            "options": {}}
-        self.key = run_key(job, clip, reference, self.identity)
+        self.identity = (self.method or source).identity()
+        self.key = run_key(job, source, clip, reference, self.identity)
         self.out = Path(out)
         self.result_path = self.out / "clips" / f"{clip.name}.parquet"
         self.columns: dict[str, list] = {k: [] for k in ("frame", "metric", "value", "fused_sha256")}
@@ -53,7 +51,7 @@ class Stream:
     def _windows(self):
         start, stop = self.span.start, self.span.stop
         if self.method is None:
-            read = predicted_frames(self.job, self.clip, start, stop)
+            read = predicted_frames(self.source.folder, self.clip, start, stop)
             for a in range(start, stop, SCORE_CHUNK):
                 yield a, read(a, min(a + SCORE_CHUNK, stop)), {}
             return
@@ -106,7 +104,7 @@ class Stream:
         table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
         kinds = {m.name: m for m in image_metrics + temporal.metrics}
         convention = self.job.protocol.convention
-        stamp = provenance(self.job, self.spec, self.clip, self.identity, self.key, input_sha256,
+        stamp = provenance(self.job, self.source, self.clip, self.identity, self.key, input_sha256,
                            temporal.estimator.id)
         for column, value in stamp.items():
             table[column] = value
@@ -129,9 +127,8 @@ def evaluate_clip(job: Job) -> list[str]:
     protocol = job.protocol
     clip, reference = open_clip(job)
     start, stop = frame_range(protocol, clip)
-    specs = job.methods or (None,)
-    streams = [Stream(job, spec, out, clip, reference, range(start, stop)) for spec, out in
-               zip(specs, job.outs, strict=True)]
+    streams = [Stream(job, source, out, clip, reference, range(start, stop)) for source, out in
+               zip(job.sources, job.outs, strict=True)]
     outcomes = ["skipped" if stream.done() else "done" for stream in streams]
     streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome == "done"]
     if not streams:

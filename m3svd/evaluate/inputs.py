@@ -68,8 +68,9 @@ def frame_range(protocol: Protocol, clip: Clip) -> tuple[int, int]:
     return start, stop
 
 
-def predicted_frames(job: Job, clip: Clip, start: int, stop: int) -> Callable[[int, int], np.ndarray]:
-    folder = Path(job.predictions) / clip.name
+def predicted_frames(predictions: str, clip: Clip, start: int, stop: int) -> Callable[[int, int], np.ndarray]:
+    """A reader of frames ``[a, b)`` of a clip's saved fused frames (all the clip's frames, or the protocol's range)."""
+    folder = Path(predictions) / clip.name
     if not folder.is_dir():
         raise EvaluationError(f"{folder}: no fused frames for clip {clip.name} (expected one image per frame)")
     files = list_images(folder)

@@ -1,4 +1,5 @@
-"""What an evaluation runs: the method to rebuild in each worker, one clip's job, and a finished run."""
+"""What an evaluation runs: methods to rebuild in each worker or folders of saved predictions, one clip's job, and a
+finished run."""
 
 from __future__ import annotations
 
@@ -29,17 +30,30 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
+class Predictions:
+    """Fused frames made elsewhere, read from ``folder/<clip>/*.png``; the results carry ``name``."""
+
+    folder: str
+    name: str
+
+    def identity(self) -> dict:
+        return {"method": self.name, "method_version": "predictions", "weights": None, "weights_sha256": None,
+                "options": {}}
+
+
+Source = MethodSpec | Predictions
+
+
+@dataclass(frozen=True)
 class Job:
-    """Everything one clip's evaluation needs, picklable (for ``--workers``): one output folder per method in
-    ``methods``, or one for the ``predictions``."""
+    """Everything one clip's evaluation needs, picklable (for ``--workers``): the fused-frame sources (methods or
+    predictions folders) and one output folder for each."""
 
     protocol: Protocol
     dataset: str  # a dataset folder or "sample"
     clip: str
     outs: tuple[str, ...]
-    methods: tuple[MethodSpec, ...] = ()
-    predictions: str | None = None
-    name: str | None = None  # the results' method name for predictions
+    sources: tuple[Source, ...]
     progress: bool = False
     flow_cache: str | None = None  # source-flow cache folder; None: flows kept in memory only
     metrics_device: str | None = None  # torch device for the image metrics that have a torch path; None: numpy

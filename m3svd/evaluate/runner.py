@@ -11,7 +11,7 @@ from pathlib import Path
 from m3svd import __version__
 from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
 from m3svd.evaluate.inputs import find_dataset, protocol_clips
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Run
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source
 from m3svd.evaluate.scoring import check_device
 from m3svd.evaluate.store import atomic_parquet
 from m3svd.evaluate.summary import summarise
@@ -35,16 +35,13 @@ def evaluate(
     """
     if (method is None) == (predictions is None):
         raise EvaluationError("give a method or a predictions folder, not both or neither")
-    if predictions is not None:
-        if not Path(predictions).is_dir():
-            raise EvaluationError(f"{predictions}: no such predictions folder")
-        return _evaluate(protocol, [(None, out)], predictions=str(predictions), name=name, **options)[0]
-    return evaluate_methods(protocol, [(method, out)], **options)[0]
+    source = method if predictions is None else Predictions(str(predictions), name or Path(predictions).name)
+    return evaluate_methods(protocol, [(source, out)], **options)[0]
 
 
 def evaluate_methods(
     protocol: Protocol,
-    runs: list[tuple[MethodSpec, str | Path]],
+    runs: list[tuple[Source, str | Path]],
     *,
     root: str | Path | None = None,
     workers: int = 1,
@@ -55,10 +52,11 @@ def evaluate_methods(
     progress: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> list[Run]:
-    """Evaluate several methods in one pass over the protocol's clips, each into its own ``out`` folder.
+    """Evaluate several methods (:class:`MethodSpec`) or folders of saved fused frames (:class:`Predictions`) in one
+    pass over the protocol's clips, each into its own ``out`` folder.
 
     The results are those of separate :func:`evaluate` runs (same rows, run keys and files), but each chunk of
-    source frames is decoded, and its source statistics and flows computed, once for all the methods.
+    source frames is decoded, and its source statistics and flows computed, once for all of them.
 
     ``executor="local"`` runs clips in this process (``workers=1``) or in ``workers`` processes; ``"ray"`` runs
     each clip as a Ray task on the cluster at ``ray_address`` (default: a local Ray instance with ``workers``
@@ -74,23 +72,12 @@ def evaluate_methods(
     do not depend on the device; the rest stay on numpy.
     """
     if not runs:
-        raise EvaluationError("no method to evaluate")
+        raise EvaluationError("no method or predictions to evaluate")
     outs = [Path(out).resolve() for _, out in runs]
     if len(set(outs)) < len(outs):
-        raise EvaluationError("each method needs its own output folder")
-    for spec, _ in runs:
-        built = spec.build()  # fail fast (unknown method, options, missing weights) before any clip runs
-        if "ir" in built.inputs and "ir" not in protocol.inputs:
-            raise EvaluationError(f"method {spec.name!r} needs infrared input; protocol {protocol.id} gives "
-                                  f"visible frames only")
-        del built
-    return _evaluate(protocol, runs, root=root, workers=workers, executor=executor, ray_address=ray_address,
-                     flow_cache=flow_cache, metrics_device=metrics_device, progress=progress, log=log)
-
-
-def _evaluate(protocol: Protocol, runs: list, *, predictions: str | None = None, name: str | None = None,
-              root=None, workers=1, executor="local", ray_address=None, flow_cache=None, metrics_device=None,
-              progress=False, log=lambda line: None) -> list[Run]:
+        raise EvaluationError("each method or predictions folder needs its own output folder")
+    for source, _ in runs:
+        _check_source(source, protocol)
     if executor not in EXECUTORS:
         raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     if metrics_device is not None:
@@ -111,13 +98,26 @@ def _evaluate(protocol: Protocol, runs: list, *, predictions: str | None = None,
 
         flow_cache = default_cache_dir()
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
-    specs = tuple(spec for spec, _ in runs if spec is not None)
+    sources = tuple(source for source, _ in runs)
     threads = 1 if executor == "ray" else threads_per_worker(workers)  # a Ray task holds one CPU
-    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), specs, predictions, name,
-                progress and workers == 1, cache, metrics_device, threads) for clip in present]
+    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), sources, progress and workers == 1,
+                cache, metrics_device, threads) for clip in present]
     outcomes = run_ray(jobs, workers, ray_address) if executor == "ray" else run_jobs(jobs, workers, progress)
     return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
             for i, out in enumerate(outs)]
+
+
+def _check_source(source: Source, protocol: Protocol) -> None:
+    """Fail fast, before any clip runs: a missing predictions folder; an unknown method, bad options, missing
+    weights, or a method needing infrared on a visible-only protocol."""
+    if isinstance(source, Predictions):
+        if not Path(source.folder).is_dir():
+            raise EvaluationError(f"{source.folder}: no such predictions folder")
+        return
+    built = source.build()
+    if "ir" in built.inputs and "ir" not in protocol.inputs:
+        raise EvaluationError(f"method {source.name!r} needs infrared input; protocol {protocol.id} gives "
+                              f"visible frames only")
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],

@@ -13,12 +13,12 @@ import numpy as np
 from m3svd import __version__
 from m3svd.data.clip import Clip
 from m3svd.data.frames import list_images
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec
+from m3svd.evaluate.jobs import EvaluationError, Job, Predictions, Source
 
 RESULTS_SCHEMA = 1
 
 
-def run_key(job: Job, clip: Clip, reference: Clip, identity: dict) -> str:
+def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dict) -> str:
     """Changes whenever the clip's rows could: protocol bytes, method identity, input files, metric versions."""
     from m3svd import metrics
 
@@ -32,8 +32,8 @@ def run_key(job: Job, clip: Clip, reference: Clip, identity: dict) -> str:
         "restoration": list(job.protocol.restoration_metrics),
         "schema": RESULTS_SCHEMA,
     }
-    if job.predictions:
-        folder = Path(job.predictions) / clip.name
+    if isinstance(source, Predictions):
+        folder = Path(source.folder) / clip.name
         parts["predictions"] = [f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in list_images(folder)]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -58,7 +58,7 @@ ROW_COLUMNS = [
 ]
 
 
-def provenance(job: Job, spec: MethodSpec | None, clip: Clip, identity: dict, key: str, input_sha256: str,
+def provenance(job: Job, source: Source, clip: Clip, identity: dict, key: str, input_sha256: str,
                 flow_id: str) -> dict:
     return {
         "schema": RESULTS_SCHEMA,
@@ -75,9 +75,9 @@ def provenance(job: Job, spec: MethodSpec | None, clip: Clip, identity: dict, ke
         "method_version": identity["method_version"],
         "weights_sha256": identity["weights_sha256"] or "",
         "method_options": json.dumps(identity["options"], sort_keys=True, default=str),
-        "source": "predictions" if job.predictions else "method",
+        "source": "predictions" if isinstance(source, Predictions) else "method",
         "flow_estimator": flow_id if job.protocol.temporal_metrics else "",
-        "device": spec.device if spec else "",
+        "device": "" if isinstance(source, Predictions) else source.device,
         "run_key": key,
     }
 
