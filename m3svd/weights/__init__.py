@@ -223,8 +223,8 @@ def _check(item: WeightsFile, path: Path, rehash: bool = False) -> str:
         expected["sha256"] = stamp["sha256"]  # held to the hash recorded when it was first used
     for kind, want in expected.items():
         if want and found[kind] != want.lower():
-            origin = "recorded on first use" if kind == "sha256" and not item.sha256 else "the registry's"
-            raise WeightsRefused(f"{path}: {item.name} weights {kind} mismatch (expected {want[:12]}…, {origin}; "
+            origin = "as recorded on first use" if kind == "sha256" and not item.sha256 else "from the registry"
+            raise WeightsRefused(f"{path}: {item.name} weights {kind} mismatch (expected {want[:12]}… {origin}, "
                                  f"found {found[kind][:12]}…){refuse}")
     _write_stamp(key, {"sha256": found["sha256"], "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                        "expected": _expected_key(item), "recorded": not item.published_hash,
