@@ -437,7 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     from m3svd.leaderboard.cli import add_commands
 
     add_commands(sub)  # validate, submit, leaderboard
+    _add_weights(sub, ev, tr)
     return parser
+
+
+def _add_weights(sub, *runs) -> None:
+    """``m3svd weights ...`` and ``--offline`` on the commands that may fetch weights (evaluate, train)."""
+    from m3svd.weights.cli import add_commands
+
+    add_commands(sub)
+    for p in runs:
+        p.add_argument("--offline", action="store_true", help="never touch the network: a weights file not in the "
+                       "cache is one line naming it and where to put it (as M3SVD_OFFLINE=1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from m3svd.weights.cli import apply_offline
+
+    apply_offline(args)
     try:
         return args.func(args)
     except M3SVDError as error:

@@ -12,8 +12,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_data_root(tmp_path_factory):
-    """Tests never read or write the user's data root (datasets, the flow cache): a fresh one per session."""
+    """Tests never read or write the user's data root (datasets, the flow cache, the weights cache): a fresh one per
+    session, and the weights registry offline."""
     os.environ["M3SVD_ROOT"] = str(tmp_path_factory.mktemp("m3svd-root"))
+    os.environ["M3SVD_OFFLINE"] = "1"  # a test never reaches the internet for weights; network tests opt back in
 
 
 def shared(*parts: str) -> Path:

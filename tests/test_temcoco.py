@@ -236,7 +236,8 @@ def test_default_plan_is_end_aligned_30_5():
 
 
 def test_missing_or_wrong_weights_give_one_line(tmp_path):
-    with pytest.raises(MethodError, match=f"temcoco needs weights.*{CHECKPOINT}.*{CHECKPOINT_URL}") as error:
+    with pytest.raises(MethodError, match=f"{CHECKPOINT} is not in the weights cache and M3SVD_OFFLINE=1.*"
+                                          f"{CHECKPOINT_URL}.*--weights PATH") as error:
         TemCoCo()
     assert "\n" not in str(error.value)
     with pytest.raises(MethodError, match=f"weights file not found.*{CHECKPOINT}"):

@@ -207,8 +207,9 @@ class TorchFlow(Estimator):
 
 
 def raft(variant: str = "large", weights: str | Path | None = None, iters: int = 12, device: str = "cpu") -> TorchFlow:
-    """torchvision RAFT (``large``/``small``) with weights from a local file (default file names of torchvision,
-    looked up as :mod:`m3svd.flow.weights` describes); strict key match; inputs in [-1, 1]."""
+    """torchvision RAFT (``large``/``small``) with weights from ``weights``, else torchvision's file from the weights
+    registry (downloaded and verified on first use; see :mod:`m3svd.flow.weights`); strict key match; inputs in
+    [-1, 1]."""
     from m3svd.files import sha256_file
     from m3svd.flow import raftnet as arch
     from m3svd.flow.weights import find_weights, load_state_dict
@@ -217,7 +218,7 @@ def raft(variant: str = "large", weights: str | Path | None = None, iters: int =
         raise FlowError(f"RAFT: unknown variant {variant!r}; choose {', '.join(arch.ARCHITECTURES)}")
     filename = arch.DEFAULT_FILES[variant]
     path = find_weights(filename, f"RAFT-{variant}", weights, env=f"M3SVD_RAFT_{variant.upper()}",
-                        url=f"https://download.pytorch.org/models/{filename}")
+                        url=f"https://download.pytorch.org/models/{filename}", name=f"raft-{variant}")
     model = arch.ARCHITECTURES[variant]()
     model.load_state_dict(load_state_dict(path, f"RAFT-{variant}"), strict=True)
     model.eval().to(device)

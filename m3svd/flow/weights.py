@@ -1,9 +1,10 @@
-"""Local network weights: found by path, environment or cache folder, never downloaded, always hashed.
+"""Network weights for metrics and flow estimators: the user's file, else the weights registry's, always hashed.
 
-Deep flow networks and the feaCD backbone need weights that no package index ships. They are looked up, in this
-order, at an explicit ``path``, at ``$<ENV>`` (a file), in ``$M3SVD_WEIGHTS`` (a folder), in
-``<default_root()>/weights`` and in torch's hub cache (``$TORCH_HOME/hub/checkpoints``, where torchvision keeps a
-file it once downloaded). A miss is one line naming the file and every place looked.
+Deep flow networks, the feaCD backbone and NIQE's model need files that no package index ships. They are looked
+up, in this order, at an explicit ``path``, at ``$<ENV>`` (a file), in ``$M3SVD_WEIGHTS`` (a folder of the user's
+own files, used as given), then through :mod:`m3svd.weights` for a registered file (the weights cache and torch's
+hub cache, verified against the registry; downloaded on first use unless ``M3SVD_OFFLINE=1``). Without a
+registry name the cache folders are only searched. A miss is one line naming the file and where to get it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from m3svd.errors import M3SVDError
 from m3svd.paths import default_root
+from m3svd.weights import WeightsMissing
 
-
-class WeightsMissing(M3SVDError, FileNotFoundError):
-    """Weights a metric or flow estimator needs are not on this machine (the message names the file)."""
+__all__ = ["WeightsMissing", "find_weights", "load_state_dict", "search_dirs"]
 
 
 def search_dirs() -> list[Path]:
@@ -30,8 +29,11 @@ def search_dirs() -> list[Path]:
 
 
 def find_weights(filename: str, what: str, path: str | Path | None = None, env: str | None = None,
-                 url: str | None = None) -> Path:
-    """The weights file for ``what`` (e.g. "ResNet-18 ImageNet"), or :class:`WeightsMissing` in one line."""
+                 url: str | None = None, name: str | None = None) -> Path:
+    """The weights file for ``what`` (e.g. "ResNet-18 ImageNet"), or :class:`WeightsMissing` in one line.
+
+    ``name``: the file's entry in the weights registry, which then supplies (and verifies) it when the user did
+    not name a file."""
     if path is not None:
         p = Path(path).expanduser()
         if p.is_file():
@@ -42,6 +44,11 @@ def find_weights(filename: str, what: str, path: str | Path | None = None, env: 
         if p.is_file():
             return p
         raise WeightsMissing(f"{what} weights not found: {p} (from ${env}; no such file)")
+    if name is not None:
+        from m3svd import weights
+
+        user = Path(os.environ["M3SVD_WEIGHTS"]).expanduser() / filename if os.environ.get("M3SVD_WEIGHTS") else None
+        return user if user is not None and user.is_file() else weights.ensure(name).path
     looked = [d / filename for d in search_dirs()]
     for p in looked:
         if p.is_file():

@@ -52,6 +52,18 @@ def load_state_dict(path: str | Path, method: str, hint: str) -> dict:
     return state
 
 
+def registry_weights(name: str) -> tuple[Path, str]:
+    """``(path, sha256)`` of the weights registry's file ``name`` (downloaded and verified on first use), with a
+    missing or refused file as a one-line :class:`MethodError`."""
+    from m3svd import weights
+
+    try:
+        found = weights.ensure(name)
+    except (weights.WeightsMissing, weights.WeightsRefused) as error:
+        raise MethodError(str(error)) from None
+    return found.path, found.sha256
+
+
 def check_state_dict(state: dict, expected: dict, path: str | Path, method: str) -> None:
     """Strict key matching with one line naming the first missing, unexpected or mis-shaped key."""
     for key, tensor in expected.items():

@@ -192,12 +192,13 @@ def fit_params(images, window: np.ndarray | None = None, sharpness_threshold: fl
 
 # -- the pristine model file ------------------------------------------------------------------------------------
 def load_params(path: str | Path | None = None) -> Params:
-    """The pristine model from ``path``, ``$M3SVD_NIQE_PARAMS`` or ``niqe_pris_params.npz`` in the weights folders
-    (:mod:`m3svd.flow.weights`); one line naming the file and where to get it when absent."""
+    """The pristine model from ``path``, ``$M3SVD_NIQE_PARAMS``, ``$M3SVD_WEIGHTS`` or the weights registry's
+    ``niqe_pris_params.npz`` (basicsr's, verified, downloaded on first use); one line naming the file and where to
+    get it when absent."""
     from m3svd.flow.weights import WeightsMissing, find_weights
 
     try:
-        found = find_weights(PARAMS_FILE, "NIQE pristine model", path, env=PARAMS_ENV)
+        found = find_weights(PARAMS_FILE, "NIQE pristine model", path, env=PARAMS_ENV, name="niqe")
     except WeightsMissing as missing:
         raise MetricError(f"{missing}; {PARAMS_WHERE}") from None
     return _read_params(found)

@@ -257,11 +257,12 @@ def resnet18():
 
 
 def find_resnet18(path: str | Path | None = None) -> Path:
-    """feaCD's weights file: ``path``, ``$M3SVD_RESNET18`` or torchvision's file name in the weight folders."""
+    """feaCD's weights file: ``path``, ``$M3SVD_RESNET18``, ``$M3SVD_WEIGHTS`` or the registry's (verified,
+    downloaded on first use)."""
     from m3svd.flow.weights import find_weights
 
     return find_weights(RESNET18_FILE, "feaCD backbone ResNet-18 ImageNet", path, env="M3SVD_RESNET18",
-                        url=RESNET18_URL)
+                        url=RESNET18_URL, name="resnet18")
 
 
 def load_resnet18(path: str | Path | None = None):

@@ -15,7 +15,9 @@ protocol is ``m3svd-visible-only``.
 
 **Real use needs the authors' weights** (560 M parameters, about 2.2 GB): ``--weights FOLDER`` holding ``ae.pth``
 and ``model.pth`` (GitHub) and ``ikr.pth``, ``ckg.pth`` (Baidu Netdisk only), flat or in the authors'
-``pretrained/{AE,IKR,CKG,MKF}/`` layout; ``--option mkf=PATH`` swaps in an MKF from ``m3svd train --method
+``pretrained/{AE,IKR,CKG,MKF}/`` layout; without ``--weights``, the weights registry's files (``m3svd weights ls``:
+``ae.pth`` and ``model.pth`` are downloaded on first use, ``ikr.pth`` and ``ckg.pth`` must be placed by hand where
+``m3svd weights path magicfuse-ikr`` says); ``--option mkf=PATH`` swaps in an MKF from ``m3svd train --method
 magicfuse``. The full model costs about 63 TFLOPs per 640×480 frame (CKG: 1.6 TFLOPs a step): slow on a CPU, use
 ``--device cuda`` (``--option bf16=true`` for bfloat16 autocast). ``config=small`` selects the conformance
 goldens' small networks (same file names, small shapes): for tests and smoke runs only, never for comparison.
@@ -52,7 +54,7 @@ class MagicFuse(Method):
     name = "magicfuse"
     version = "1"
     description = ("MagicFuse (CVPR 2026): diffusion 'fusion' from the visible frame alone, per frame, no temporal "
-                   "modelling; needs --weights FOLDER")
+                   "modelling; IKR/CKG weights from Baidu Netdisk by hand")
     temporal_window = 1
     inputs = ("vi",)
     restores = True
@@ -65,7 +67,10 @@ class MagicFuse(Method):
         from m3svd.methods.magicfuse import weights as files
         from m3svd.methods.magicfuse.sampler import Nets
 
-        self.paths = files.locate(self.weights, self.config["mkf"] or None)
+        if self.weights is None:  # the weights registry's files, the downloadable ones fetched on first use
+            self.paths = files.from_registry(mkf=self.config["mkf"] or None)
+        else:
+            self.paths = files.locate(self.weights, self.config["mkf"] or None)
         self.nets = Nets(**files.load(builders(self.config["config"]), self.paths, self.device))
 
     @property

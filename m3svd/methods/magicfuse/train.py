@@ -80,11 +80,9 @@ def frozen_nets(config: str, weights: Path | None, seed: int, device: str):
 
     build = builders(config)
     if config == "full":
-        if weights is None:
-            raise MethodError("magicfuse training (config full) needs the frozen AE/IKR/CKG: pass weights=FOLDER "
-                              "(`m3svd train --weights FOLDER`) holding the authors' ae.pth, ikr.pth, ckg.pth, or "
-                              "use config small")
-        paths = files.locate(weights, parts=("ae", "ikr", "ckg"))
+        # without a folder, the weights registry's files (IKR and CKG placed by hand: `m3svd weights ls`)
+        paths = (files.locate(weights, parts=("ae", "ikr", "ckg")) if weights is not None
+                 else files.from_registry(parts=("ae", "ikr", "ckg")))
         frozen = files.load({k: build[k] for k in paths}, paths, device)
     else:
         torch.manual_seed(seed + 1)

@@ -45,6 +45,25 @@ def locate(folder: Path | None, mkf: str | Path | None = None, parts=tuple(FILES
     return found
 
 
+REGISTRY = {"ae": "magicfuse-ae", "ikr": "magicfuse-ikr", "ckg": "magicfuse-ckg", "mkf": "magicfuse-mkf"}
+
+
+def from_registry(mkf: str | Path | None = None, parts=tuple(FILES)) -> dict[str, Path]:
+    """The files' paths from the weights registry (downloadable ones fetched and every one verified), or one
+    error naming every missing file and how to get it (IKR and CKG: by hand, from Baidu Netdisk)."""
+    from m3svd import weights
+
+    wanted = [p for p in parts if not (p == "mkf" and mkf)]
+    try:
+        found = weights.ensure_all([REGISTRY[p] for p in wanted])
+    except (weights.WeightsMissing, weights.WeightsRefused) as error:
+        raise MethodError(f"magicfuse weights: {error}") from None
+    paths = {p: found[REGISTRY[p]].path for p in wanted}
+    if "mkf" in parts and mkf:
+        paths.update(locate(None, mkf, parts=("mkf",)))
+    return paths
+
+
 def _ae_state(path: Path) -> dict:
     """``ae.pth``'s ``{'encoder': sd, 'decoder': sd}`` flattened to ``encoder.*``/``decoder.*`` keys."""
     import torch

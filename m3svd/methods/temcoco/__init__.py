@@ -20,7 +20,8 @@ convolution, ``benchmarks/temcoco_speed.py``) that is tens of seconds per frame,
 of activations per 640×480 frame (≈ 20 GB for the 30-frame window; ``window=10`` fits smaller machines but is not
 the published protocol). The authors' code runs at about 48 frames/s on one H200 (spec §8).
 
-Weights: the authors' ``VideoFusionNet_495000.pth`` (plain state dict, ``strict=True``), or weights from
+Weights: the authors' ``VideoFusionNet_495000.pth`` (plain state dict, ``strict=True``; without ``--weights`` the
+weights registry's copy, downloaded and verified on first use), or weights from
 ``m3svd train --method temcoco``. No toolkit-trained weights ship with the package: any TemCoCo state dict is
 77 MB in float32, over the repository's 15 MB limit, and a faithful run needs a GPU for days (the authors: about
 3 days on an A800); this port was written without one. The recipe, on a GPU machine (the CLI uses batch 1)::
@@ -45,7 +46,7 @@ import numpy as np
 
 from m3svd.methods import register
 from m3svd.methods.base import Fusion, Method, MethodError, Window, check_window, plan_windows
-from m3svd.methods.nets import check_state_dict, load_state_dict, pad_to_multiple
+from m3svd.methods.nets import check_state_dict, load_state_dict, pad_to_multiple, registry_weights
 
 CHECKPOINT = "VideoFusionNet_495000.pth"
 CHECKPOINT_URL = (
@@ -82,7 +83,7 @@ def official_windows(n: int, size: int = 30, overlap: int = 5) -> list[Window]:
 class TemCoCo(Method):
     name = "temcoco"
     version = "1"
-    description = "TemCoCo (ICCV 2025): visual–semantic, temporally aligned video fusion; needs --weights"
+    description = "TemCoCo (ICCV 2025): visual–semantic, temporally aligned video fusion"
     temporal_window = 30
     window_overlap = 5
     options = {"windowing": "end-aligned", "window": 30, "overlap": 5}
@@ -96,10 +97,8 @@ class TemCoCo(Method):
         if not (isinstance(size, int) and isinstance(overlap, int) and size >= 1 and 0 <= overlap < size):
             raise MethodError(f"temcoco: window must be a positive integer and 0 <= overlap < window, found "
                               f"window={size!r}, overlap={overlap!r}")
-        if self.weights is None:
-            raise MethodError(f"temcoco needs weights: pass --weights PATH to {CHECKPOINT} (a plain state dict; "
-                              f"the authors publish it at {CHECKPOINT_URL}) or to weights trained by "
-                              "`m3svd train --method temcoco`")
+        if self.weights is None:  # the authors' file from the weights registry, downloaded on first use
+            self.weights, self._weights_sha256 = registry_weights("temcoco")
         import torch
 
         from m3svd.methods.temcoco.arch import Fusion as Net

@@ -137,9 +137,10 @@ class VGG19Relu31(nn.Module):
 def load_vgg19(path) -> nn.Module:
     if isinstance(path, nn.Module):
         return path
-    if path is None:
-        raise MethodError(f"distillation needs VGG19: pass vgg19=PATH to torchvision's ImageNet {VGG19_WEIGHTS} "
-                          f"({VGG19_URL}), or train with distill=False")
+    if path is None:  # torchvision's file from the weights registry, downloaded and verified on first use
+        from m3svd.methods.nets import registry_weights
+
+        path = registry_weights("vgg19")[0]
     path = Path(path)
     if not path.is_file():
         raise MethodError(f"{path}: VGG19 weights not found (expected torchvision's {VGG19_WEIGHTS}, {VGG19_URL})")
@@ -165,11 +166,11 @@ def load_dinov2(path) -> nn.Module:
     repo = Path(path)
     if not (repo / "hubconf.py").is_file():
         raise MethodError(f"{repo}: no hubconf.py, not a dinov2 clone; {where}")
-    candidates = [repo / DINOV2_WEIGHTS, Path(torch.hub.get_dir()) / "checkpoints" / DINOV2_WEIGHTS]
-    weights = next((p for p in candidates if p.is_file()), None)
-    if weights is None:
-        raise MethodError(f"DINOv2 weights {DINOV2_WEIGHTS} not found in {candidates[0].parent} or "
-                          f"{candidates[1].parent}; download {DINOV2_URL}")
+    weights = repo / DINOV2_WEIGHTS
+    if not weights.is_file():  # the weights registry's (torch's hub cache or the weights cache; verified)
+        from m3svd.methods.nets import registry_weights
+
+        weights = registry_weights("dinov2-vitl14")[0]
     net = torch.hub.load(str(repo), "dinov2_vitl14", source="local", pretrained=False)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     return net

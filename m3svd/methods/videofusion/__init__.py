@@ -25,7 +25,8 @@ is off in the official test and not offered. Measured on the small golden (outpu
 deviates by up to 3.3e-3, fp16 by 4e-4, 24-pixel tiles overlapping by 8 by 1.6e-2. Speed on a 2-core CPU: ≈48 s
 per 640×480 frame (``benchmarks/videofusion_speed.py``), as the official code.
 
-Weights (``--weights PATH``, required): the authors' ``net_g_latest.pth`` (``{'params': state_dict}``, released
+Weights (``--weights PATH``; without it the weights registry's copy, downloaded and verified on first use, see
+``m3svd weights ls``): the authors' ``net_g_latest.pth`` (``{'params': state_dict}``, released
 configuration, 6.75 M parameters) from the URL in :data:`CHECKPOINT_URL`, or weights written by
 ``m3svd train --method videofusion`` (same container; ``config="small"`` gives the 16-feature network). The
 configuration is read from the weights; :attr:`VideoFusion.official_checkpoint` says whether the file is the
@@ -49,7 +50,7 @@ import numpy as np
 
 from m3svd.methods import register
 from m3svd.methods.base import Fusion, Method, MethodError, check_window
-from m3svd.methods.nets import check_state_dict, load_state_dict, pad_to_multiple
+from m3svd.methods.nets import check_state_dict, load_state_dict, pad_to_multiple, registry_weights
 
 CHECKPOINT = "net_g_latest.pth"
 CHECKPOINT_URL = ("https://github.com/Linfeng-Tang/VideoFusion/raw/e38a803a360e8ace90c468025ac2b9bde8522bf0/"
@@ -97,7 +98,7 @@ def tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 class VideoFusion(Method):
     name = "videofusion"
     version = "1"
-    description = "VideoFusion (CVPR 2026): spatio-temporal IR/VIS video fusion + restoration; needs --weights"
+    description = "VideoFusion (CVPR 2026): spatio-temporal IR/VIS video fusion + restoration"
     temporal_window = 7
     window_overlap = 0
     restores = True
@@ -119,10 +120,8 @@ class VideoFusion(Method):
             raise MethodError(f"videofusion: tile must be 0 (off) or a multiple of 4 larger than tile_overlap ≥ 0, "
                               f"found tile={tile!r}, tile_overlap={overlap!r}")
         self.temporal_window = c["frames"]
-        if self.weights is None:
-            raise MethodError(f"videofusion needs weights: pass --weights PATH to {CHECKPOINT} ({{'params': …}}; "
-                              f"the authors publish it at {CHECKPOINT_URL}) or to weights trained by "
-                              "`m3svd train --method videofusion`")
+        if self.weights is None:  # the authors' file from the weights registry, downloaded on first use
+            self.weights, self._weights_sha256 = registry_weights("videofusion")
         import torch
 
         from m3svd.methods.videofusion.arch import CONFIGS, build
