@@ -151,7 +151,7 @@ def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=2"]) == 0
     printed = capsys.readouterr().out
-    assert "dwt on sample@2 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
+    assert "dwt on sample@3 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=two"]) == 2
     assert "--option levels: expected a int, found 'two'" in capsys.readouterr().err

@@ -42,7 +42,8 @@ def test_table_and_markdown_show_directions_and_score(board):
     text = render(table, "table")
     lines = text.splitlines()
     assert lines[0].startswith("protocol short-sample@1 · sha256 ") and "3 verified submission(s)" in lines[0]
-    assert "ranked by score = weighted mean of per-metric ranks" in lines[0] and "primary (en, sd, nabf) 100%" in lines[0]
+    assert "ranked by score = weighted mean of per-metric ranks" in lines[0]
+    assert "primary (en, sd, nabf) 100%" in lines[0]
     assert lines[1].split() == ["#", "method", "score↓", "en↑", "sd↑", "nabf↓"]
     assert [line.split()[1] for line in lines[2:]] == _order(table)
     markdown = render(table, "markdown").splitlines()
