@@ -48,9 +48,8 @@ def ranked(table, key: str):
     import pandas as pd
 
     overall = table[(table["protocol"] == key) & (table["clip"] == OVERALL)]
-    order = list(dict.fromkeys(overall["metric"]))
-    weights = overall.drop_duplicates("metric").set_index("metric")["weight"].to_dict()
-    metrics = [m for m in order if weights.get(m, 0) > 0] + [m for m in order if not weights.get(m, 0) > 0]
+    primary = [m for _, members in _ranking_groups(table, key) for m in members["metric"]]
+    metrics = primary + [m for m in dict.fromkeys(overall["metric"]) if m not in primary]
     rows = []
     for submission, group in overall.groupby("submission", sort=False):
         first = group.iloc[0]
@@ -69,13 +68,17 @@ def ranked(table, key: str):
     return wide.reset_index(drop=True), metrics, {m: bool(v) for m, v in directions.items()}
 
 
+def _ranking_groups(table, key: str) -> list:
+    """``(group, its metric rows)`` of the protocol's ranking, heaviest group first (ties: protocol order)."""
+    rows = table[(table["protocol"] == key) & (table["clip"] == OVERALL) & (table["weight"] > 0)]
+    groups = list(rows.drop_duplicates("metric").groupby("group", sort=False))
+    return sorted(groups, key=lambda item: -round(item[1]["weight"].sum(), 12))
+
+
 def ranking_line(table, key: str) -> str:
     """What orders the table, as declared by the protocol: groups, their metrics and shares of the score."""
-    rows = table[(table["protocol"] == key) & (table["clip"] == OVERALL) & (table["weight"] > 0)]
-    rows = rows.drop_duplicates("metric")
-    parts = []
-    for group, members in rows.groupby("group", sort=False):
-        parts.append(f"{group} ({', '.join(members['metric'])}) {members['weight'].sum():.0%}")
+    parts = [f"{group} ({', '.join(members['metric'])}) {members['weight'].sum():.0%}"
+             for group, members in _ranking_groups(table, key)]
     return ("ranked by score = weighted mean of per-metric ranks (lower is better; an undefined value ranks last): "
             + " · ".join(parts))
 
