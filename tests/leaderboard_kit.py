@@ -11,10 +11,11 @@ from synthetic import protocol_file
 
 
 def short_protocol(folder: Path, description: str = "four frames of the sample, three metrics; for tests",
-                   clips="all", name: str = "short.toml") -> Path:
+                   clips="all", name: str = "short.toml", image=("en", "sd", "nabf"),
+                   ranking: str | None = 'primary = ["en", "sd", "nabf"]') -> Path:
     """Scores 4 of the sample's 32 frames on 3 metrics: a submission costs well under a second to score."""
     return protocol_file(Path(folder) / name, id="short-sample", description=description, layouts=["sample"],
-                         folders=["sample"], split=None, clips=clips, image=["en", "sd", "nabf"])
+                         folders=["sample"], split=None, clips=clips, image=list(image), ranking=ranking)
 
 
 @lru_cache(maxsize=1)

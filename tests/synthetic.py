@@ -86,8 +86,12 @@ def make_videos(folder_pairs, clips=("0111_1716",), n: int = 12, fps: int = 30) 
 def protocol_file(path: Path, *, id: str = "short", description: str = "a short protocol, for tests",  # noqa: A002
                   layouts=("m3svd",), folders=("val-frames",), split: str | None = "test", clips="all",
                   frames=(0, 4), variant: str = "clean", inputs=("ir", "vi"), references: str = "clean",
-                  convention: str = "m3svd", image=("en",), temporal=(), restoration=(), flow: str = "dis") -> Path:
-    """Write a protocol TOML (``m3svd/protocols/*.toml``'s fields; lists and strings as given) and return its path."""
+                  convention: str = "m3svd", image=("en",), temporal=(), restoration=(), flow: str = "dis",
+                  ranking: str | None = None) -> Path:
+    """Write a protocol TOML (``m3svd/protocols/*.toml``'s fields; lists and strings as given) and return its path.
+
+    ``ranking`` is the ``[ranking]`` table's body as TOML text (e.g. ``'primary = ["en"]'``); None leaves it out.
+    """
     def value(v):
         return json.dumps(list(v) if isinstance(v, tuple) else v)
 
@@ -98,6 +102,8 @@ def protocol_file(path: Path, *, id: str = "short", description: str = "a short 
     lines = [f"id = {value(id)}", 'version = "1"', f"description = {value(description)}", "[data]"]
     lines += [f"{k} = {value(v)}" for k, v in data.items() if v is not None]
     lines += ["[metrics]"] + [f"{k} = {value(v)}" for k, v in measures.items()]
+    if ranking is not None:
+        lines += ["[ranking]", ranking]
     path = Path(path)
     path.write_text("\n".join(lines) + "\n")
     return path

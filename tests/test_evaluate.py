@@ -184,7 +184,7 @@ def test_cli_evaluate_prints_the_table_and_types_options(tmp_path, capsys):
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=2"]) == 0
     printed = capsys.readouterr().out
-    assert "dwt on sample@2 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
+    assert "dwt on sample@3 (1 clip(s), 32 frames)" in printed and "qabf↑" in printed and "±95% CI" in printed
     assert main(["evaluate", "--method", "dwt", "--protocol", "sample", "--out", str(out),
                  "--option", "levels=two"]) == 2
     assert "--option levels: expected a int, found 'two'" in capsys.readouterr().err
@@ -262,7 +262,7 @@ def test_cli_evaluates_comma_separated_methods_into_one_folder_each(tmp_path, ca
     out = tmp_path / "cli"
     assert main(["evaluate", "--method", "dwt,max", "--protocol", "sample", "--out", str(out), "--no-flow-cache"]) == 0
     printed = capsys.readouterr().out
-    assert "dwt on sample@2" in printed and "max on sample@2" in printed
+    assert "dwt on sample@3" in printed and "max on sample@3" in printed
     assert set(pd.read_parquet(out / "max" / "results.parquet")["method"]) == {"max"}
     assert (out / "dwt" / "fused" / "sample").is_dir()
     assert main(["evaluate", "--method", "dwt,max", "--protocol", "sample", "--option", "levels=2"]) == 2

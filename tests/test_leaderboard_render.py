@@ -34,18 +34,20 @@ def board(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 def _order(table) -> list[str]:
     overall = table[table["clip"] == OVERALL].drop_duplicates("submission")
-    return list(overall.sort_values(["mean_rank", "label"])["label"])
+    return list(overall.sort_values(["score", "label"])["label"])
 
 
-def test_table_and_markdown_show_directions_and_mean_rank(board):
+def test_table_and_markdown_show_directions_and_score(board):
     _, table = board
     text = render(table, "table")
     lines = text.splitlines()
     assert lines[0].startswith("protocol short-sample@1 · sha256 ") and "3 verified submission(s)" in lines[0]
-    assert lines[1].split() == ["#", "method", "mean", "rank↓", "en↑", "sd↑", "nabf↓"]
+    assert "ranked by score = weighted mean of per-metric ranks" in lines[0]
+    assert "primary (en, sd, nabf) 100%" in lines[0]
+    assert lines[1].split() == ["#", "method", "score↓", "en↑", "sd↑", "nabf↓"]
     assert [line.split()[1] for line in lines[2:]] == _order(table)
     markdown = render(table, "markdown").splitlines()
-    assert markdown[2] == "| # | method | mean rank↓ | en↑ | sd↑ | nabf↓ |" and markdown[3].startswith("|---:|---|")
+    assert markdown[2] == "| # | method | score↓ | en↑ | sd↑ | nabf↓ |" and markdown[3].startswith("|---:|---|")
     assert len(markdown) == 4 + 3
 
 
@@ -169,9 +171,9 @@ def test_page_in_headless_chromium(board, tmp_path):
         driver.get((site / "index.html").as_uri())
         assert driver.title == "m3svd leaderboard"
         assert severe() == []
-        assert methods() == _order(table)  # every submitted method, best mean rank first
+        assert methods() == _order(table)  # every submitted method, best score first
         headers = {th.text: th for th in driver.find_elements(By.CSS_SELECTOR, "table.sortable thead th")}
-        assert list(headers) == ["#", "method", "mean rank ↓", "en ↑", "sd ↑", "nabf ↓"]
+        assert list(headers) == ["#", "method", "score ↓", "en ↑", "sd ↑", "nabf ↓"]
         headers["method"].click()
         assert methods() == sorted(NAMES.values())
         headers["method"].click()

@@ -51,7 +51,7 @@ def test_a_record_holds_recomputed_rows_hashes_versions_and_metadata(tmp_path, p
 def test_concurrent_submitters_lose_and_corrupt_nothing(tmp_path, protocol):
     """4 writer processes submit at once: 2 distinct folders each, plus one folder all four try to submit."""
     writers, own = 4, 2
-    shared = str(write_frames(tmp_path / "shared", blend(0.9)))
+    shared = str(write_frames(tmp_path / "shared", blend(0.45)))  # not 0.9: 90 % IR is refused as an IR copy
     plans = {w: [str(write_frames(tmp_path / f"w{w}-{k}", blend(0.1 + 0.1 * (w * own + k)))) for k in range(own)]
              for w in range(writers)}
     lb = tmp_path / "lb"
@@ -134,8 +134,9 @@ def test_build_writes_a_ranked_long_table(three):
         best = group.sort_values("value", ascending=not group["higher_is_better"].iloc[0]).iloc[0]
         assert best["rank"] == 1, metric
         assert sorted(group["rank"]) == [1, 2, 3]
-    means = overall.groupby("submission")["rank"].mean()
-    assert np.allclose(overall.groupby("submission")["mean_rank"].first()[means.index], means)
+    means = overall.groupby("submission")["rank"].mean()  # the short protocol ranks by all three, equally
+    assert np.allclose(overall.groupby("submission")["score"].first()[means.index], means)
+    assert set(overall["group"]) == {"primary"} and np.allclose(overall["weight"], 1 / 3)
     assert set(overall["convention"]) == {"m3svd"} and set(overall["trained_on_m3svd_train"]) == {"yes", "no"}
     assert (overall["ci_low"] <= overall["value"]).all() and (overall["value"] <= overall["ci_high"]).all()
 

@@ -5,6 +5,10 @@ bootstrap interval of `m3svd evaluate`), never from a number a submitter typed. 
 like: the records of one protocol must share the protocol file's hash and, per metric, its convention and version;
 otherwise the build stops and says which records disagree. Records are checked against their manifests' hashes, and
 only records of complete protocol runs are admitted.
+
+What orders a protocol's table is the protocol's own ``[ranking]`` (stored in each record's manifest at submit):
+per metric, rank 1 = best; a value undefined for a method (non-finite, or undefined on any frame) ranks it last on
+that metric and still counts in its score; the score is the weighted mean rank over the declared ranking metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from m3svd.leaderboard.schema import (
     record_dirs,
     submissions_dir,
 )
+from m3svd.protocols import Ranking
 
 
 def load_records(leaderboard_dir: str | Path) -> list[tuple[dict, object]]:
@@ -84,6 +89,34 @@ def check_comparable(key: str, records: list[tuple[dict, object]]) -> None:
                                + " — rescore the older ones with this toolkit")
 
 
+def ranking_of(key: str, records: list[tuple[dict, object]]) -> Ranking:
+    """The protocol's declared ranking, as the records stored it (records older than rankings: the bundled file's,
+    when its bytes are the ones they were scored with)."""
+    import json
+
+    from m3svd import protocols
+
+    found: dict[str, list[str]] = {}
+    for manifest, _ in records:
+        declared = manifest["protocol"].get("ranking")
+        if declared is None:
+            try:
+                bundled = protocols.load(manifest["protocol"]["id"])
+            except protocols.ProtocolError:
+                bundled = None
+            if bundled is not None and bundled.sha256 == manifest["protocol"]["sha256"] and bundled.ranking:
+                declared = bundled.ranking.to_dict()
+        if declared is None:
+            raise LeaderboardError(f"submission {manifest['id']}: protocol {key} declares no [ranking], so nothing "
+                                   f"says what orders its table; rescore it with a protocol file that has one")
+        found.setdefault(json.dumps(declared, sort_keys=True), []).append(manifest["id"])
+    if len(found) > 1:
+        listed = "; ".join(", ".join(ids) for ids in found.values())
+        raise MixError(f"protocol {key}: submissions disagree on the [ranking] they were scored under ({listed}); "
+                       f"they cannot share one ranking")
+    return Ranking.from_dict(json.loads(next(iter(found))))
+
+
 def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
     """The ranked long-format table of every record in ``leaderboard_dir``; written to ``leaderboard.parquet``."""
     import pandas as pd
@@ -98,13 +131,15 @@ def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
     for manifest, results in load_records(leaderboard_dir):
         by_protocol.setdefault(manifest["protocol"]["key"], []).append((manifest, results))
     frames = []
+    rankings = {}
     for key, records in sorted(by_protocol.items()):
         check_comparable(key, records)
+        rankings[key] = ranking_of(key, records)
         names = [m["name"] for m, _ in records]
         for manifest, results in records:
             frames.append(_rows(manifest, results, summarise(results), names.count(manifest["name"]) > 1))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS)
-    table = _ranked(table)[TABLE_COLUMNS]
+    table = _ranked(table, rankings)[TABLE_COLUMNS]
     if write:
         from m3svd.leaderboard.submit import locked
 
@@ -148,20 +183,38 @@ def _tristate(value) -> str:
     return {True: "yes", False: "no"}.get(value, "unstated")
 
 
-def _ranked(table):
-    """Rank 1 = best within each protocol × clip × metric (ties share the better rank); mean rank over metrics."""
+def _ranked(table, rankings: dict[str, Ranking]):
+    """Per protocol × clip × metric: rank 1 = best, ties share the better rank, undefined values rank last (below
+    every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score."""
     if table.empty:
-        return table
+        return table.assign(group="", weight=0.0, group_score=np.nan, score=np.nan, position=np.nan)
+    defined = np.isfinite(table["value"].to_numpy(float)) & (table["undefined"].fillna(0).to_numpy() == 0)
     ranks = np.full(len(table), np.nan)
     for _, group in table.groupby(["protocol", "clip", "metric"], sort=False):
         higher = bool(group["higher_is_better"].iloc[0])
-        ranks[group.index] = group["value"].rank(method="min", ascending=not higher).to_numpy()
-    table = table.assign(rank=ranks)
-    overall = table[table["clip"] == OVERALL]
-    mean_rank = overall.groupby(["protocol", "submission"])["rank"].mean()
-    keys = list(zip(table["protocol"], table["submission"], strict=True))
-    table["mean_rank"] = [mean_rank.get(k, np.nan) if c == OVERALL else np.nan
-                          for k, c in zip(keys, table["clip"], strict=True)]
+        ok = defined[group.index]
+        ranks[group.index[ok]] = group["value"][ok].rank(method="min", ascending=not higher).to_numpy()
+        ranks[group.index[~ok]] = len(group)
+    table = table.assign(rank=ranks, group="", weight=0.0, group_score=np.nan, score=np.nan, position=np.nan)
+    for key, ranking in rankings.items():
+        here = table["protocol"] == key
+        table.loc[here, "group"] = table.loc[here, "metric"].map(ranking.group_of()).fillna("")
+        table.loc[here, "weight"] = table.loc[here, "metric"].map(ranking.weights()).fillna(0.0)
+        overall = table[here & (table["clip"] == OVERALL)]
+        submissions = list(dict.fromkeys(overall["submission"]))
+        # a ranking metric a record lacks altogether counts as undefined: last
+        grid = overall.pivot_table(index="submission", columns="metric", values="rank").reindex(
+            index=submissions, columns=list(ranking.metrics)).fillna(float(len(submissions)))
+        weights = ranking.weights()
+        score = sum(grid[m] * w for m, w in weights.items())
+        position = score.rank(method="min")
+        group_scores = {g.name: grid[list(g.metrics)].mean(axis=1) for g in ranking.groups}
+        rows = overall.index
+        table.loc[rows, "score"] = overall["submission"].map(score).to_numpy(float)
+        table.loc[rows, "position"] = overall["submission"].map(position).to_numpy(float)
+        table.loc[rows, "group_score"] = [group_scores[g][s] if g else np.nan
+                                          for g, s in zip(table.loc[rows, "group"], overall["submission"],
+                                                          strict=True)]
     return table
 
 

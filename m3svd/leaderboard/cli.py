@@ -97,8 +97,10 @@ def add_commands(sub) -> None:
         "validate", help="check fused frames before submitting them",
         description="Check that DIR is a fair submission for protocol P, without scoring it: every clip and frame "
         "present and numbered, lossless, decodable, 8-bit, the clip's size, not a copy of an input stream (byte for "
-        "byte, or within one grey level; the stream is named), not a duplicate of a submission already in the "
-        "leaderboard. Every problem is printed on its own line naming its file. Exits 1 if there is any.",
+        "byte, or within one grey level; the stream is named), not degenerate (a near-constant frame, a frame that "
+        "is one source up to a grey-level mapping, a frozen video on a video protocol; thresholds in "
+        "leaderboard/README.md), not a duplicate of a submission already in the leaderboard. "
+        "Every problem is printed on its own line naming its file. Exits 1 if there is any.",
     )
     common(val)
     val.set_defaults(func=cmd_validate)
@@ -124,8 +126,9 @@ def add_commands(sub) -> None:
 
     lb = sub.add_parser(
         "leaderboard", help="show (or build) the verified leaderboard",
-        description="Rank the verified records in LB/submissions/ per protocol, with ↑/↓ per metric and a mean "
-        "rank, refusing to mix protocol files, metric conventions or metric versions in one ranking. `build` also "
+        description="Rank the verified records in LB/submissions/ per protocol by the score its [ranking] "
+        "declares (weighted mean rank over its ranking metrics), with ↑/↓ and a rank per metric, "
+        "refusing to mix protocol files, metric conventions or metric versions in one ranking. `build` also "
         "writes LB/leaderboard.parquet (long format). --html DIR writes a self-contained static site (sortable "
         "tables, per-metric and per-clip charts, one page per method with its provenance). --reported shows the "
         "numbers copied from papers instead, labelled, never ranked with verified rows.",

@@ -41,29 +41,58 @@ def protocols_in(table, protocol: str | None = None) -> list[str]:
 
 
 def ranked(table, key: str):
-    """One protocol: a row per submission (best mean rank first) and, per metric, value/ci/rank columns."""
+    """One protocol: a row per submission (best score first) and, per metric, value/ci/rank columns.
+
+    Metrics come ranking metrics first (in the protocol's [ranking] order), then the others in protocol order.
+    """
     import pandas as pd
 
     overall = table[(table["protocol"] == key) & (table["clip"] == OVERALL)]
-    metrics = list(dict.fromkeys(overall["metric"]))
+    primary = [m for _, members in _ranking_groups(table, key) for m in members["metric"]]
+    metrics = primary + [m for m in dict.fromkeys(overall["metric"]) if m not in primary]
     rows = []
     for submission, group in overall.groupby("submission", sort=False):
         first = group.iloc[0]
-        row = {"submission": submission, "method": first["label"], "mean_rank": float(first["mean_rank"])}
+        row = {"submission": submission, "method": first["label"], "score": float(first["score"]),
+               "position": first["position"]}
         by_metric = group.set_index("metric")
         for metric in metrics:
-            for column in ("value", "ci_low", "ci_high", "rank"):
+            for column in ("value", "ci_low", "ci_high", "rank", "undefined"):
                 row[f"{metric}:{column}"] = float(by_metric.loc[metric, column]) if metric in by_metric.index \
                     else float("nan")
         rows.append(row)
-    wide = pd.DataFrame(rows).sort_values(["mean_rank", "method"], kind="stable", na_position="last")
-    wide.insert(0, "position", wide["mean_rank"].rank(method="min").astype("Int64"))
+    wide = pd.DataFrame(rows).sort_values(["score", "method"], kind="stable", na_position="last")
+    wide["position"] = wide["position"].astype("Int64")
+    wide = wide[["position"] + [c for c in wide.columns if c != "position"]]
     directions = overall.drop_duplicates("metric").set_index("metric")["higher_is_better"].to_dict()
     return wide.reset_index(drop=True), metrics, {m: bool(v) for m, v in directions.items()}
 
 
+def _ranking_groups(table, key: str) -> list:
+    """``(group, its metric rows)`` of the protocol's ranking, heaviest group first (ties: protocol order)."""
+    rows = table[(table["protocol"] == key) & (table["clip"] == OVERALL) & (table["weight"] > 0)]
+    groups = list(rows.drop_duplicates("metric").groupby("group", sort=False))
+    return sorted(groups, key=lambda item: -round(item[1]["weight"].sum(), 12))
+
+
+def ranking_line(table, key: str) -> str:
+    """What orders the table, as declared by the protocol: groups, their metrics and shares of the score."""
+    parts = [f"{group} ({', '.join(members['metric'])}) {members['weight'].sum():.0%}"
+             for group, members in _ranking_groups(table, key)]
+    return ("ranked by score = weighted mean of per-metric ranks (lower is better; an undefined value ranks last): "
+            + " · ".join(parts))
+
+
 def arrow(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
+
+
+def _cell(row, metric: str) -> str:
+    """A value as shown; ``undefined`` when it is undefined on any frame (it then ranks last)."""
+    value, undefined = row[f"{metric}:value"], row[f"{metric}:undefined"]
+    if not math.isfinite(value) or (undefined == undefined and undefined > 0):
+        return "undefined"
+    return _fmt(value)
 
 
 def _fmt(value: float) -> str:
@@ -80,7 +109,7 @@ def _header(table, key: str) -> str:
     count = rows["submission"].nunique()
     clips = int(rows[rows["clip"] != OVERALL]["clip"].nunique())
     return (f"protocol {key} · sha256 {sha[:12]} · convention {conventions} · {clips} clip(s) · {count} verified "
-            f"submission(s) · ↑ higher is better, ↓ lower is better")
+            f"submission(s) · ↑ higher is better, ↓ lower is better · {ranking_line(table, key)}")
 
 
 def render(table, fmt: str = "table", protocol: str | None = None) -> str:
@@ -101,8 +130,8 @@ def render(table, fmt: str = "table", protocol: str | None = None) -> str:
 
 def _text(table, key: str, markdown: bool) -> str:
     wide, metrics, directions = ranked(table, key)
-    head = ["#", "method", "mean rank↓"] + [m + arrow(directions[m]) for m in metrics]
-    body = [[str(r["position"]), r["method"], f"{r['mean_rank']:.2f}"] + [_fmt(r[f"{m}:value"]) for m in metrics]
+    head = ["#", "method", "score↓"] + [m + arrow(directions[m]) for m in metrics]
+    body = [[str(r["position"]), r["method"], f"{r['score']:.2f}"] + [_cell(r, m) for m in metrics]
             for _, r in wide.iterrows()]
     if markdown:
         lines = [f"**{_header(table, key)}**", "", "| " + " | ".join(head) + " |",
@@ -124,10 +153,10 @@ def _csv(table, key: str, header: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow(["protocol", "position", "method", "submission", "mean_rank↓"]
+        writer.writerow(["protocol", "position", "method", "submission", "score↓"]
                         + [m + arrow(directions[m]) for m in metrics])
     for _, r in wide.iterrows():
-        writer.writerow([key, r["position"], r["method"], r["submission"], f"{r['mean_rank']:.4g}"]
+        writer.writerow([key, r["position"], r["method"], r["submission"], f"{r['score']:.4g}"]
                         + [repr(r[f"{m}:value"]) for m in metrics])
     return out.getvalue().rstrip("\n")
 
@@ -135,15 +164,21 @@ def _csv(table, key: str, header: bool) -> str:
 def _json_rows(table, key: str) -> dict:
     wide, metrics, directions = ranked(table, key)
     rows = table[table["protocol"] == key]
+    ranking = rows[(rows["clip"] == OVERALL) & (rows["weight"] > 0)].drop_duplicates("metric")
+    weights = dict(zip(ranking["metric"], ranking["weight"].astype(float), strict=True))
     def num(x):
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
     return {
         "protocol": key, "protocol_sha256": rows["protocol_sha256"].iloc[0], "verified": True,
+        "ranking": ranking_line(table, key),
         "rows": [{"position": int(r["position"]), "method": r["method"], "submission": r["submission"],
-                  "mean_rank": num(r["mean_rank"]),
+                  "score": num(r["score"]),
                   "metrics": {m: {"value": num(r[f"{m}:value"]), "ci_low": num(r[f"{m}:ci_low"]),
                                   "ci_high": num(r[f"{m}:ci_high"]), "rank": num(r[f"{m}:rank"]),
+                                  "undefined_frames": int(r[f"{m}:undefined"]) if r[f"{m}:undefined"] ==
+                                  r[f"{m}:undefined"] else None,
+                                  "ranked": m in weights, "weight": weights.get(m, 0.0),
                                   "higher_is_better": directions[m]} for m in metrics}}
                  for _, r in wide.iterrows()],
     }
@@ -339,10 +374,10 @@ def _write_pages(table, site: Path, leaderboard_dir: Path, reported) -> None:
 def _protocol_section(table, key: str, site: Path) -> str:
     wide, metrics, directions = ranked(table, key)
     anchor = slug(key)
-    head = ("<th data-type=\"num\" title=\"position by mean rank\">#</th>"
+    head = ("<th data-type=\"num\" title=\"position by score\">#</th>"
             "<th data-type=\"text\" class=\"text\">method</th>"
-            "<th data-type=\"num\" data-best=\"asc\" title=\"mean of the per-metric ranks; lower is better\">"
-            "mean rank ↓</th>")
+            f"<th data-type=\"num\" data-best=\"asc\" title=\"{_e(ranking_line(table, key))}\">"
+            "score ↓</th>")
     head += "".join(f"<th data-type=\"num\" data-best=\"{'desc' if directions[m] else 'asc'}\" data-metric=\"{_e(m)}\" "
                     f"title=\"{'higher' if directions[m] else 'lower'} is better\">{_e(m)} {arrow(directions[m])}</th>"
                     for m in metrics)
@@ -350,7 +385,7 @@ def _protocol_section(table, key: str, site: Path) -> str:
     for _, r in wide.iterrows():
         cells = [f"<td data-value=\"{int(r['position'])}\">{int(r['position'])}</td>",
                  f"<td class=\"text\"><a href=\"methods/{_e(r['submission'])}.html\">{_e(r['method'])}</a></td>",
-                 _num_cell(r["mean_rank"], 2)]
+                 _num_cell(r["score"], 2)]
         for m in metrics:
             low, high = r[f"{m}:ci_low"], r[f"{m}:ci_high"]
             cell = _num_cell(r[f"{m}:value"])
@@ -456,8 +491,9 @@ def _method_page(rows, manifest: dict) -> str:
         f"</th>" for m in metrics) + "</tr>"
     clip_body = "".join(f"<tr><td class=\"text\">{_e(clip)}</td>" + "".join(_num_cell(float(v)) for v in values)
                         + "</tr>" for clip, values in grid.iterrows())
-    body_html = (f"<h1>{_e(manifest['name'])}</h1><p>protocol {_e(protocol['key'])}, mean rank "
-                 f"{_fmt(float(overall['mean_rank'].iloc[0]))}</p><h2>provenance</h2>{provenance}<h2>results</h2>"
+    body_html = (f"<h1>{_e(manifest['name'])}</h1><p>protocol {_e(protocol['key'])}, position "
+                 f"{int(overall['position'].iloc[0])}, score {float(overall['score'].iloc[0]):.2f}</p>"
+                 f"<h2>provenance</h2>{provenance}<h2>results</h2>"
                  f"<table id=\"overall\"><thead>{head}</thead><tbody>{body}</tbody></table><h2>per clip</h2>"
                  f"<table class=\"sortable\" id=\"clips\"><thead>{clip_head}</thead><tbody>{clip_body}</tbody></table>")
     return _page(f"{manifest['name']} — m3svd leaderboard", body_html, depth=1)

@@ -24,10 +24,15 @@ RECORD_FILES = ("results.parquet", "summary.parquet", "run.json", "manifest.json
 OVERALL = "__all__"  # the clip value of rows that average over clips
 
 # leaderboard.parquet, long format: one row per protocol × submission × clip (or OVERALL) × metric.
+# rank: 1 = best on that metric (an undefined value ranks last); group, weight: the metric's ranking group and share
+# of the score (""/0 when the protocol's [ranking] leaves it out); group_score: the submission's mean rank over that
+# group; score: the weighted mean rank over the ranking metrics (lower is better); position: the order by score.
+# undefined: frames on which the metric was undefined. score, group_score and position are on OVERALL rows only.
 TABLE_COLUMNS = [
     "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "clip",
     "metric", "convention", "metric_version", "kind", "higher_is_better", "value", "ci_low", "ci_high", "frames",
-    "clips", "rank", "mean_rank", "toolkit_version", "method_version", "weights_sha256", "training_data",
+    "undefined", "clips", "rank", "group", "weight", "group_score", "score", "position", "toolkit_version",
+    "method_version", "weights_sha256", "training_data",
     "trained_on_m3svd_train", "paper", "code", "submitted_at", "evaluated_by", "results_sha256", "fused_sha256",
 ]
 

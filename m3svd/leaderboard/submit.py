@@ -71,7 +71,10 @@ def submit(directory: str | Path, name: str, protocol: Protocol | str | Path, ro
 
     protocol = as_protocol(protocol)
     metadata = Metadata.coerce(metadata)
-    refusals = [p for p in (name_problem(name), *metadata.problems()) if p]
+    unranked = None if protocol.ranking else (f"{protocol.path}: protocol {protocol.key} declares no [ranking] "
+                                              f"(primary metrics or weighted groups), so its leaderboard could not "
+                                              f"order methods; add one")
+    refusals = [p for p in (name_problem(name), *metadata.problems(), unranked) if p]
     if refusals:
         raise SubmissionError(refusals[0], refusals)
     directory = Path(directory)
@@ -130,7 +133,8 @@ def _manifest(record_id: str, name: str, protocol: Protocol, metadata: Metadata,
         "name": name,
         "submitted_at": submitted_at,
         "evaluated_by": f"m3svd submit {__version__} (recomputed from fused frames)",
-        "protocol": {"id": protocol.id, "version": protocol.version, "key": protocol.key, "sha256": protocol.sha256},
+        "protocol": {"id": protocol.id, "version": protocol.version, "key": protocol.key, "sha256": protocol.sha256,
+                     "ranking": protocol.ranking.to_dict()},
         "complete": bool(run_info.get("complete")),
         "dataset": {"layout": run_info.get("dataset_layout"), "lossy_inputs": bool(results["lossy"].any())},
         "metadata": metadata.to_dict(),

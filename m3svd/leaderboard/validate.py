@@ -2,8 +2,10 @@
 
 Checked before anything is scored, every problem on its own line naming the file: each clip and frame present and
 numbered, lossless, decodable, 8-bit, the clip's size; not a copy of an input stream (byte for byte, or up to one
-grey level: such a "fusion" would rank on metrics that reward one source); not the frames of a submission already
-in the leaderboard (a resubmission under another name would count twice).
+grey level: such a "fusion" would rank on metrics that reward one source); not degenerate (a near-constant frame, a
+frame that is one source up to a grey-level mapping, a frozen video on a video protocol: see
+:mod:`m3svd.leaderboard.degenerate`); not the frames of a submission already in the leaderboard (a resubmission
+under another name would count twice).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from m3svd.protocols import Protocol
 
 MAX_LINES_PER_KIND = 5  # per clip and kind of problem; a clip missing 10,000 frames gets 5 lines and a count
 TRIVIAL_TOLERANCE = 1  # grey levels: a copy re-encoded or rounded differently is still a copy
+GREY_SOURCES = ("IR", "VIS", "clean IR", "clean VIS")  # the streams a degenerate frame is tested against
 
 
 @dataclass
@@ -75,7 +78,7 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     clean = True
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
-        problems, summary = _inspect_clip(directory / name, clip)
+        problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics))
         result.problems += problems
         clean = clean and not problems
         if summary:
@@ -90,8 +93,9 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     return result
 
 
-def _inspect_clip(folder: Path, clip) -> tuple[list[str], dict | None]:
+def _inspect_clip(folder: Path, clip, video: bool = False) -> tuple[list[str], dict | None]:
     """Problems of one clip's folder, and (when every frame was readable) its hashes."""
+    from m3svd.leaderboard import degenerate
     n = len(clip)
     if not folder.is_dir():
         return [f"{folder}: missing; expected {n} fused frames for clip {clip.name}"], None
@@ -105,7 +109,9 @@ def _inspect_clip(folder: Path, clip) -> tuple[list[str], dict | None]:
     height, width = clip.size
     streams = _input_streams(clip)
     copies = {label: {"bytes": True, "pixels": True} for label in streams}
-    frame_digests, file_digests, bad = [], [], []
+    frame_digests, file_digests, bad, degenerate_frames = [], [], [], []
+    fused_motion = source_motion = 0.0
+    previous = None  # (fused grey, source greys) of the frame before
     for i, path in enumerate(files):
         if path.suffix.lower() not in LOSSLESS_SUFFIXES:
             bad.append(f"{path}: lossy {path.suffix.lstrip('.').upper()} file; fused frames must be lossless (PNG)")
@@ -122,12 +128,25 @@ def _inspect_clip(folder: Path, clip) -> tuple[list[str], dict | None]:
         fused = to_rgb(frame)
         frame_digests.append(hashlib.sha256(np.ascontiguousarray(fused).data).hexdigest())
         if aligned:
+            seen = {}
             for label, (read, sources) in streams.items():
                 flags = copies[label]
                 if flags["bytes"]:
                     flags["bytes"] = i < len(sources) and _file_sha(sources[i]) == file_digests[-1]
+                if flags["pixels"] or label in GREY_SOURCES:
+                    seen[label] = read(i)
                 if flags["pixels"]:
-                    flags["pixels"] = _near(fused, read(i))
+                    flags["pixels"] = _near(fused, seen[label])
+            fused_grey = degenerate.grey(fused)
+            greys = {label: degenerate.grey(seen[label]) for label in GREY_SOURCES if label in seen}
+            problem = degenerate.frame_problem(path, fused_grey, greys)
+            if problem:
+                degenerate_frames.append(problem)
+            if previous is not None:
+                fused_motion = max(fused_motion, float(np.abs(fused_grey - previous[0]).mean()))
+                source_motion = max([source_motion] + [float(np.abs(g - previous[1][k]).mean())
+                                                       for k, g in greys.items() if k in previous[1]])
+            previous = (fused_grey, greys)
     problems += _capped(bad)
     if aligned and len(files) == n and not bad:
         for label, flags in copies.items():
@@ -137,6 +156,11 @@ def _inspect_clip(folder: Path, clip) -> tuple[list[str], dict | None]:
             elif flags["pixels"]:
                 problems.append(f"{folder}: every fused frame is identical to the {label} input stream (within "
                                 f"{TRIVIAL_TOLERANCE} grey level); a copy of one source is not a fusion")
+        if not problems:  # a copy is reported as a copy, not again as degenerate frames
+            problems += _capped(degenerate_frames)
+            frozen = degenerate.frozen_problem(folder, fused_motion, source_motion, n) if video else None
+            if frozen:
+                problems.append(frozen)
     if problems:
         return problems, None
     summary = {

@@ -3,6 +3,12 @@
 Each ``*.toml`` file in this folder is one protocol; ``load("m3svd-clean")`` reads it (or a path to a user's own
 file). The sha256 of the file's bytes is the protocol's hash and goes into every result row, so two results are
 comparable exactly when their protocol id and hash agree.
+
+A protocol's ``[ranking]`` says what orders the leaderboard (``m3svd.leaderboard.build``): either
+``primary = ["vif", "qabf"]`` (their ranks averaged with equal weight), or named groups of metrics with stated
+weights, ``[ranking.groups] information = {metrics = ["mi", "vif"], weight = 1}`` (ranks averaged within a group,
+groups averaged by weight, so correlated metrics put in one group count once). Every other metric is still shown
+with its own rank; it does not move the order. The ranking is part of the file, hence of its hash.
 """
 
 from __future__ import annotations
@@ -21,13 +27,50 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SCHEMA_KEYS = {"id", "version", "description", "data", "metrics"}
+SCHEMA_KEYS = {"id", "version", "description", "data", "metrics", "ranking"}
 DATA_KEYS = {"layouts", "folders", "split", "clips", "frames", "variant", "inputs", "references"}
 METRIC_KEYS = {"convention", "image", "temporal", "restoration", "flow"}
+RANKING_KEYS = {"primary", "groups"}
+GROUP_KEYS = {"metrics", "weight"}
 
 
 class ProtocolError(M3SVDError, ValueError):
     """A protocol file is missing, malformed or names something that does not exist."""
+
+
+@dataclass(frozen=True)
+class RankingGroup:
+    name: str
+    metrics: tuple[str, ...]
+    weight: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What orders a leaderboard: metric groups, each the mean of its metrics' ranks, averaged by weight."""
+
+    groups: tuple[RankingGroup, ...]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(m for g in self.groups for m in g.metrics)
+
+    def weights(self) -> dict[str, float]:
+        """Each ranking metric's share of the aggregate (they sum to 1): its group's weight split evenly."""
+        total = sum(g.weight for g in self.groups)
+        return {m: g.weight / total / len(g.metrics) for g in self.groups for m in g.metrics}
+
+    def group_of(self) -> dict[str, str]:
+        return {m: g.name for g in self.groups for m in g.metrics}
+
+    def to_dict(self) -> dict:
+        """The form a leaderboard record stores (JSON), read back by :meth:`from_dict`."""
+        return {"groups": [{"name": g.name, "metrics": builtins.list(g.metrics), "weight": g.weight} for g in self.groups]}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> Ranking:
+        return cls(tuple(RankingGroup(str(g["name"]), tuple(g["metrics"]), float(g["weight"]))
+                         for g in value["groups"]))
 
 
 @dataclass(frozen=True)
@@ -50,6 +93,7 @@ class Protocol:
     flow: str
     sha256: str
     path: str
+    ranking: Ranking | None = None  # None: the file declares none (fine for `evaluate`; `submit` refuses it)
 
     @property
     def key(self) -> str:
@@ -103,7 +147,7 @@ def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
             what = f"missing {missing[0]!r}" if missing else f"unknown key {unknown[0]!r}"
             raise ProtocolError(f"{path}: {where}: {what}; expected keys {', '.join(sorted(keys))}")
 
-    need(doc, SCHEMA_KEYS, "top level")
+    need(doc, SCHEMA_KEYS, "top level", optional={"ranking"})
     data, metrics = doc["data"], doc["metrics"]
     need(data, DATA_KEYS, "[data]", optional={"split"})
     need(metrics, METRIC_KEYS, "[metrics]", optional={"temporal", "restoration"})
@@ -129,7 +173,59 @@ def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
         flow=metrics["flow"], sha256=sha256, path=str(path),
     )
     _check_metrics(protocol, path)
+    if "ranking" in doc:
+        from dataclasses import replace
+
+        protocol = replace(protocol, ranking=_ranking(doc["ranking"], protocol, path))
     return protocol
+
+
+def _ranking(table, protocol: Protocol, path: Path) -> Ranking:
+    """``[ranking]`` as :class:`Ranking`; every fault one line naming the key, what was expected and found."""
+    where = f"{path}: [ranking]"
+    if not isinstance(table, dict):
+        raise ProtocolError(f"{where} must be a table, found {table!r}")
+    unknown = sorted(set(table) - RANKING_KEYS)
+    if unknown:
+        raise ProtocolError(f"{where}: unknown key {unknown[0]!r}; expected primary (a list of metrics) or groups")
+    if len(set(table) & RANKING_KEYS) != 1:
+        raise ProtocolError(f"{where}: expected exactly one of primary (a list of metrics) or groups (named groups "
+                            f"with weights), found {', '.join(sorted(table)) or 'neither'}")
+    if "primary" in table:
+        raw = {"primary": {"metrics": table["primary"], "weight": 1}}
+        label = {"primary": f"{where} primary"}
+    else:
+        raw = table["groups"]
+        if not isinstance(raw, dict) or not raw:
+            raise ProtocolError(f"{where} groups: expected named groups, e.g. information = {{metrics = [\"mi\", "
+                                f"\"vif\"], weight = 1}}, found {raw!r}")
+        label = {name: f"{where} group {name!r}" for name in raw}
+    rankable = set(protocol.image_metrics) | set(protocol.temporal_metrics)
+    seen: dict[str, str] = {}
+    groups = []
+    for name, group in raw.items():
+        at = label[name]
+        if not isinstance(group, dict):
+            raise ProtocolError(f"{at}: expected {{metrics = [...], weight = W}}, found {group!r}")
+        missing, extra = sorted(GROUP_KEYS - set(group)), sorted(set(group) - GROUP_KEYS)
+        if missing or extra:
+            what = f"missing {missing[0]!r}" if missing else f"unknown key {extra[0]!r}"
+            raise ProtocolError(f"{at}: {what}; expected keys metrics, weight")
+        metrics, weight = group["metrics"], group["weight"]
+        if not isinstance(metrics, builtins.list) or not metrics or not all(isinstance(m, str) for m in metrics):
+            raise ProtocolError(f"{at}: expected a non-empty list of metric names, found {metrics!r}")
+        for metric in metrics:
+            if metric not in rankable:
+                raise ProtocolError(f"{at} names {metric!r}, which is not one of this protocol's image or temporal "
+                                    f"metrics ({', '.join(protocol.image_metrics + protocol.temporal_metrics)})"
+                                    + did_you_mean(metric, rankable))
+            if metric in seen:
+                raise ProtocolError(f"{at} names {metric!r}, already in {seen[metric]}; a metric counts once")
+            seen[metric] = at.removeprefix(f"{where} ")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            raise ProtocolError(f"{at}: weight must be a positive number, found {weight!r}")
+        groups.append(RankingGroup(str(name), tuple(metrics), float(weight)))
+    return Ranking(tuple(groups))
 
 
 def _check_metrics(protocol: Protocol, path: Path) -> None:
