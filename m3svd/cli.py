@@ -65,7 +65,7 @@ def cmd_ls(args) -> int:
         from m3svd import protocols
 
         for protocol in protocols.list():
-            print(f"  {protocol.id:<19} v{protocol.version:<3} {protocol.description}")
+            print(f"  {protocol.id:<22} v{protocol.version:<3} {protocol.description}")
     return 0
 
 
