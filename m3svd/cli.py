@@ -65,7 +65,7 @@ def cmd_ls(args) -> int:
         from m3svd import protocols
 
         for protocol in protocols.list():
-            print(f"  {protocol.id:<19} v{protocol.version:<3} {protocol.description}")
+            print(f"  {protocol.id:<22} v{protocol.version:<3} {protocol.description}")
     return 0
 
 
@@ -137,6 +137,11 @@ def cmd_download(args) -> int:
         files = subset.files if subset.kind == "files" else None
         print(f"{subset.name} (v{subset.version}): {subset.description}\n  source: {subset.source}\n"
               f"  terms: {subset.terms}\n  into: {dl.target_dir(subset, root)}")
+        if subset.excluded:
+            print(f"  left out: {subset.excluded}")
+        if subset.unverified:
+            print(f"  {len(subset.unverified)} file(s) only pinned by git blob SHA-1 (absent from the snapshot the "
+                  f"manifest was made from): {', '.join(subset.unverified[:3])}")
         if files is None:
             print(f"  files are listed by {subset.kind} at download time; about {dl.human(subset.size_hint)}"
                   if subset.size_hint else f"  files are listed by {subset.kind} at download time")
@@ -364,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "directory. Exits 1 if any file could not be fetched and verified.",
     )
     download.add_argument("--subset", default="test-videos", help="test-videos (default), val-frames, "
-                          "full-videos or tno")
+                          "full-videos, tno, tno42, vifb21, tno42-fused or vifb21-fused")
     download.add_argument("--root", type=Path, help="dataset root (default: $M3SVD_ROOT or the cache directory)")
     download.add_argument("--dry-run", action="store_true", help="list the files and total size; fetch nothing")
     download.add_argument("--verify", action="store_true", help="re-hash the files already under ROOT; fetch nothing")

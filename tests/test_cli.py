@@ -47,7 +47,7 @@ def test_typo_gets_a_hint(capsys, argv, hint):
 def test_ls_datasets_names_every_layout(capsys):
     code, out, _ = run(capsys, "ls")
     assert code == 0
-    for name in ("sample", "m3svd", "m3svd-video", "tno", "roadscene", "vifb", "generic"):
+    for name in ("sample", "m3svd", "m3svd-video", "tno", "roadscene", "vifb", "pairs", "generic"):
         assert f"  {name} " in out
 
 

@@ -43,7 +43,8 @@ def restorer():
 
 def test_every_bundled_protocol_loads_with_a_hash():
     loaded = {p.id: p for p in protocols.list()}
-    assert {"m3svd-clean", "m3svd-degraded", "m3svd-visible-only", "m3svd-test-videos", "tno", "sample"} <= set(loaded)
+    assert {"m3svd-clean", "m3svd-degraded", "m3svd-visible-only", "m3svd-test-videos", "tno", "sample", "tno42",
+            "vifb21", "m3svd-val-clean", "m3svd-val-degraded", "m3svd-val-visible-only"} <= set(loaded)
     assert loaded["m3svd-degraded"].restoration_metrics == ("psnr", "ssim")
     assert loaded["m3svd-visible-only"].inputs == ("vi",)
     assert all(len(p.sha256) == 64 for p in loaded.values())

@@ -134,13 +134,13 @@ def test_roadscene_pairs_use_the_low_resolution_crops(tmp_path):
     assert len(clip) == 1 and clip.lossy and clip.ir(0).shape == (36, 52) and clip.vi(0).shape == (36, 52, 3)
 
 
-@pytest.mark.parametrize("prefix", ["input/", ""])
-def test_vifb_pairs(tmp_path, prefix):
+@pytest.mark.parametrize("prefix, layout", [("input/", "vifb"), ("", "pairs")])
+def test_vifb_pairs(tmp_path, prefix, layout):
     for name in ("carLight", "walking2"):
         write_image(tmp_path / f"{prefix}IR" / f"{name}.jpg", noise(1))
         write_image(tmp_path / f"{prefix}VI" / f"{name}.jpg", noise(2, 3))
     clipset = open_dataset(tmp_path)
-    assert clipset.layout == "vifb" and clipset.names == ["carLight", "walking2"]
+    assert clipset.layout == layout and clipset.names == ["carLight", "walking2"]
     assert all(len(c) == 1 and c.variant == "clean" for c in clipset.clips)
 
 

@@ -294,7 +294,13 @@ def detect_roadscene(root, strict):
 
 def detect_vifb(root, strict):
     """VIFB: ``input/IR/<name>.jpg`` with ``input/VI/<name>.jpg``; clips of one frame."""
-    return _detect_pairs(root, strict, "vifb") or _detect_pairs(root, strict, "pairs")
+    return _detect_pairs(root, strict, "vifb")
+
+
+def detect_pairs(root, strict):
+    """Registered image pairs ``IR/<name>.<ext>`` with ``VI/<name>.<ext>`` (e.g. ``m3svd download --subset tno42``):
+    one clip of one frame per name, so pairs of different sizes can share a folder."""
+    return _detect_pairs(root, strict, "pairs")
 
 
 # -- generic ir/ + vi/ ---------------------------------------------------------------------------------------
@@ -319,6 +325,7 @@ DETECTORS = [
     ("tno", detect_tno),
     ("roadscene", detect_roadscene),
     ("vifb", detect_vifb),
+    ("pairs", detect_pairs),
     ("generic", detect_generic),
 ]
 LOOKED_FOR = [
@@ -326,6 +333,7 @@ LOOKED_FOR = [
     "GitHub sample [Video/]{split}/{infrared,visible}/<clip>.mp4",
     "TNO *_sequence/{thermal,visual}/",
     "RoadScene cropinfrared/ + crop_LR_visible/",
-    "VIFB input/IR/ + input/VI/ (or IR/ + VI/)",
+    "VIFB input/IR/ + input/VI/",
+    "image pairs IR/ + VI/",
     "generic ir/ + vi/",
 ]

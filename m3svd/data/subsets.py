@@ -46,6 +46,8 @@ class Subset:
     figshare_api: str | None = None
     size_hint: int | None = None
     files: tuple[FileEntry, ...] = field(default=(), repr=False)
+    unverified: tuple[str, ...] = ()  # paths whose bytes the mirror snapshot lacked when the manifest was made
+    excluded: str | None = None  # files of the source left out on purpose, and why
 
     @property
     def kind(self) -> str:
@@ -73,6 +75,7 @@ def subsets() -> dict[str, Subset]:
             name=name, version=spec["version"], description=spec["description"], source=spec["source"],
             terms=spec["terms"], files_csv=spec.get("files"), google_drive_id=spec.get("google_drive_id"),
             figshare_api=spec.get("figshare_api"), size_hint=spec.get("size_hint"), files=files,
+            unverified=tuple(spec.get("unverified", ())), excluded=spec.get("excluded"),
         )
     return out
 
