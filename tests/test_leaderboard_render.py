@@ -98,7 +98,7 @@ def test_the_reported_table_is_sourced_labelled_and_never_ranked(board, tmp_path
 def test_repository_leaderboard_holds_only_records_and_the_reported_table():
     derived = {"leaderboard.parquet", "index.json", "site"}  # rebuilt from the records
     ignored = {".lock", ".staging"}  # git-ignored traces of a local `m3svd submit`
-    allowed = {"README.md", ".gitignore", "reported.csv", "submissions"} | derived | ignored
+    allowed = {"README.md", ".gitignore", "reported.csv", "methods.csv", "submissions"} | derived | ignored
     assert {p.name for p in REPO_LEADERBOARD.iterdir()} <= allowed
     for record in (REPO_LEADERBOARD / "submissions").glob("*/manifest.json"):
         manifest = json.loads(record.read_text())

@@ -93,7 +93,7 @@ def test_a_duplicate_that_lands_while_scoring_is_refused_at_commit(tmp_path, pro
     """Both submitters of the same frames pass validation; the check under the lock lets only the first land."""
     import m3svd.evaluate
 
-    real = m3svd.evaluate.evaluate
+    real = m3svd.evaluate.evaluate_methods
     lb = tmp_path / "lb"
     rival = write_frames(tmp_path / "rival", blend(0.6))
     landed = []
@@ -104,7 +104,7 @@ def test_a_duplicate_that_lands_while_scoring_is_refused_at_commit(tmp_path, pro
             landed[0] = submit(rival, "Rival", protocol, leaderboard_dir=lb)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(m3svd.evaluate, "evaluate", evaluate_while_a_rival_lands)
+    monkeypatch.setattr(m3svd.evaluate, "evaluate_methods", evaluate_while_a_rival_lands)
     mine = write_frames(tmp_path / "mine", blend(0.6))
     with pytest.raises(SubmissionError, match=rf"{mine}: duplicate of submission \S+ \(Rival\): the same fused"):
         submit(mine, "Mine", protocol, leaderboard_dir=lb)

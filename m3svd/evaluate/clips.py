@@ -57,15 +57,8 @@ class Stream:
             return
         protocol = self.job.protocol
         folder = self.out / "fused" / self.clip.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for window in self.method.plan(stop - start):
-            ir, vi = self.clip.frames(start + window.start, start + window.stop)
-            fusion = self.method.fuse(ir if "ir" in protocol.inputs else None, vi)
-            keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
-            fused = checked_fusion(self.method.name, fusion.fused[keep], vi[keep].shape)
-            first = start + window.keep_start
-            for offset, frame in enumerate(fused):
-                write_png(folder / f"{first + offset:06d}.png", frame)
+        for first, fused, fusion, keep in fused_windows(self.method, self.clip, start, stop, protocol.inputs,
+                                                        folder):
             restored = {}
             if protocol.restoration_metrics and self.method.restores:
                 restored = {"ir": fusion.ir[keep], "vi": fusion.vi[keep]}
@@ -113,6 +106,21 @@ class Stream:
         table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
         table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
         atomic_parquet(table[ROW_COLUMNS], self.result_path)
+
+
+def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, ...], folder: Path):
+    """Fuse frames ``[start, stop)`` of a clip window by window, writing each kept frame to ``folder/<frame>.png``
+    (numbered in the clip) as it is made; yields ``(first frame, fused, the method's Fusion, kept slice)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for window in method.plan(stop - start):
+        ir, vi = clip.frames(start + window.start, start + window.stop)
+        fusion = method.fuse(ir if "ir" in inputs else None, vi)
+        keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
+        fused = checked_fusion(method.name, fusion.fused[keep], vi[keep].shape)
+        first = start + window.keep_start
+        for offset, frame in enumerate(fused):
+            write_png(folder / f"{first + offset:06d}.png", frame)
+        yield first, fused, fusion, keep
 
 
 def evaluate_clip(job: Job) -> list[str]:

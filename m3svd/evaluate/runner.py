@@ -107,6 +107,31 @@ def evaluate_methods(
             for i, out in enumerate(outs)]
 
 
+def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | Path | None = None,
+         progress: bool = False) -> Path:
+    """Fuse every clip of the protocol with one method into ``out/<clip>/<frame>.png``, scoring nothing: a
+    predictions folder, as ``evaluate --predictions`` and ``submit`` read it. Returns ``out``."""
+    from m3svd.evaluate.clips import fused_windows, progress_bar
+    from m3svd.evaluate.inputs import frame_range
+
+    _check_source(spec, protocol)
+    clipset = find_dataset(protocol, root)
+    present, missing = protocol_clips(protocol, clipset)
+    if missing:
+        raise EvaluationError(f"{clipset.root}: protocol {protocol.key} needs clip {missing[0]}, which this dataset "
+                              f"lacks")
+    method, out = spec.build(), Path(out)
+    bar = progress_bar(progress, len(present), f"{spec.name} fusing")
+    for name in present:
+        clip = clipset.clip(name, protocol.split, protocol.variant)
+        start, stop = frame_range(protocol, clip)
+        for _ in fused_windows(method, clip, start, stop, protocol.inputs, out / name):
+            pass
+        bar.update(1)
+    bar.close()
+    return out
+
+
 def _check_source(source: Source, protocol: Protocol) -> None:
     """Fail fast, before any clip runs: a missing predictions folder; an unknown method, bad options, missing
     weights, or a method needing infrared on a visible-only protocol."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from m3svd.leaderboard.origin import describe
 from m3svd.leaderboard.schema import (
     OVERALL,
     TABLE,
@@ -165,6 +166,7 @@ def _rows(manifest: dict, results, summary, ambiguous: bool):
         "protocol": protocol["key"], "protocol_id": protocol["id"], "protocol_version": protocol["version"],
         "protocol_sha256": protocol["sha256"], "submission": manifest["id"], "method": manifest["name"],
         "label": f"{manifest['name']} [{manifest['id'][-12:-4]}]" if ambiguous else manifest["name"],
+        "reference": bool(manifest.get("reference", False)), "origin": describe(manifest.get("origin")),
         "toolkit_version": first["toolkit_version"], "method_version": first["method_version"],
         "weights_sha256": meta.get("weights_sha256") or "", "training_data": meta.get("training_data") or "",
         "trained_on_m3svd_train": _tristate(meta.get("trained_on_m3svd_train")), "paper": meta.get("paper") or "",
@@ -185,12 +187,18 @@ def _tristate(value) -> str:
 
 def _ranked(table, rankings: dict[str, Ranking]):
     """Per protocol × clip × metric: rank 1 = best, ties share the better rank, undefined values rank last (below
-    every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score."""
+    every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score.
+    Reference rows take no part: they are neither ranked nor counted in the others' ranks."""
     if table.empty:
         return table.assign(group="", weight=0.0, group_score=np.nan, score=np.nan, position=np.nan)
     defined = np.isfinite(table["value"].to_numpy(float)) & (table["undefined"].fillna(0).to_numpy() == 0)
     ranks = np.full(len(table), np.nan)
-    for _, group in table.groupby(["protocol", "clip", "metric"], sort=False):
+    import pandas as pd
+
+    # a reference row (a source, a trivial baseline) is neither ranked nor counted in the others' ranks
+    reference = (table["reference"] if "reference" in table else pd.Series(False, index=table.index)).astype(bool)
+    entries = table[~reference]
+    for _, group in entries.groupby(["protocol", "clip", "metric"], sort=False):
         higher = bool(group["higher_is_better"].iloc[0])
         ok = defined[group.index]
         ranks[group.index[ok]] = group["value"][ok].rank(method="min", ascending=not higher).to_numpy()
@@ -200,7 +208,7 @@ def _ranked(table, rankings: dict[str, Ranking]):
         here = table["protocol"] == key
         table.loc[here, "group"] = table.loc[here, "metric"].map(ranking.group_of()).fillna("")
         table.loc[here, "weight"] = table.loc[here, "metric"].map(ranking.weights()).fillna(0.0)
-        overall = table[here & (table["clip"] == OVERALL)]
+        overall = table[here & (table["clip"] == OVERALL) & ~reference]
         submissions = list(dict.fromkeys(overall["submission"]))
         # a ranking metric a record lacks altogether counts as undefined: last
         grid = overall.pivot_table(index="submission", columns="metric", values="rank").reindex(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,26 +34,51 @@ def cmd_validate(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    from m3svd.leaderboard.build import build
+    from m3svd.leaderboard.origin import published_origin
     from m3svd.leaderboard.render import render
     from m3svd.leaderboard.schema import Metadata, SubmissionError
-    from m3svd.leaderboard.submit import submit
+    from m3svd.leaderboard.submit import Entry, submit_many
 
-    metadata = Metadata(method=args.method, paper=args.paper, code=args.code, weights_sha256=args.weights_sha256,
-                        training_data=args.training_data, trained_on_m3svd_train=args.trained_on_m3svd_train)
+    folders = [Path(d) for d in args.dir]
+    names = [n.strip() for n in args.name.split(",") if n.strip()]
+    if len(names) != len(folders):
+        raise SubmissionError(f"{len(folders)} folder(s) but --name gives {len(names)} name(s); give one name per "
+                              f"folder, separated by commas")
+    stated = Metadata(method=args.method, paper=args.paper, code=args.code, weights_sha256=args.weights_sha256,
+                      training_data=args.training_data, trained_on_m3svd_train=args.trained_on_m3svd_train)
+    if len(folders) > 1 and stated != Metadata():
+        raise SubmissionError("--method, --paper, --code, --weights-sha256 and --training-data describe one method; "
+                              "submit several folders with --metadata FILE (a JSON object: name -> fields)")
+    per_name = _metadata_file(args.metadata) if args.metadata else {}
+    entries = [Entry(folder, name, Metadata.coerce(per_name.get(name)) if per_name else stated, args.reference,
+                     published_origin(args.origin, folder) if args.origin else None)
+               for folder, name in zip(folders, names, strict=True)]
     try:
-        record = submit(args.dir, args.name, args.protocol, args.root, metadata, args.dir_leaderboard,
-                        log=lambda line: print(line, file=sys.stderr))
+        records = submit_many(entries, args.protocol, args.root, args.dir_leaderboard,
+                              log=lambda line: print(line, file=sys.stderr))
     except SubmissionError as error:
         if len(error.problems) > 1:
             for problem in error.problems:
                 print(problem)
         raise
-    print(f"submitted {record.id}: {record.path}")
-    from m3svd.leaderboard.build import build
-
+    for record in records:
+        print(f"submitted {record.id}: {record.path}")
     table = build(args.dir_leaderboard, write=False)
-    print(render(table, "table", record.manifest["protocol"]["key"]))
+    print(render(table, "table", records[0].manifest["protocol"]["key"]))
     return 0
+
+
+def _metadata_file(path: Path) -> dict:
+    from m3svd.leaderboard.schema import SubmissionError
+
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise SubmissionError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise SubmissionError(f"{path}: expected a JSON object mapping each --name to its metadata fields")
+    return value
 
 
 def cmd_leaderboard(args) -> int:
@@ -70,6 +96,12 @@ def cmd_leaderboard(args) -> int:
     if args.action == "build":
         print(f"wrote {folder / 'leaderboard.parquet'}: {table['submission'].nunique()} submission(s), "
               f"{table['protocol'].nunique()} protocol(s), {len(table)} rows", file=sys.stderr)
+    if args.readme:
+        from m3svd.leaderboard.readme import write_readme
+
+        changed = write_readme(args.readme, table)
+        print(f"{args.readme}: leaderboard section {'rewritten' if changed else 'already up to date'}",
+              file=sys.stderr)
     if args.protocol:
         table = table[table["protocol"].isin(protocols_in(table, args.protocol))]
     if args.html:
@@ -83,9 +115,10 @@ def add_commands(sub) -> None:
     """Add ``validate``, ``submit`` and ``leaderboard`` to the ``m3svd`` sub-command parser ``sub``."""
     from m3svd.leaderboard.render import FORMATS
 
-    def common(p, protocol_required=True):
-        p.add_argument("dir", type=Path, metavar="DIR", help="fused frames: DIR/<clip>/<frame>.png, one lossless "
-                       "image per frame of each clip, numbered from 0 or 1")
+    def common(p, protocol_required=True, several=False):
+        p.add_argument("dir", type=Path, metavar="DIR", nargs="+" if several else None,
+                       help="fused frames: DIR/<clip>/<frame>.png, one lossless image per frame of each clip, "
+                       "numbered from 0 or 1" + ("; several folders are scored in one pass" if several else ""))
         p.add_argument("--protocol", required=protocol_required, metavar="P",
                        help="protocol id or .toml file (see `m3svd ls protocols`)")
         p.add_argument("--root", type=Path, metavar="R", help="dataset folder, or the root holding it (default: "
@@ -110,11 +143,20 @@ def add_commands(sub) -> None:
         description="Validate DIR (as `m3svd validate`), recompute every metric of protocol P from the fused "
         "frames with `m3svd evaluate --predictions` (reported numbers are never accepted), and write a record to "
         "LB/submissions/<id>/: results.parquet, summary.parquet, run.json and manifest.json (hashes, versions, "
-        "provenance, the metadata below). Only runs on the protocol's complete data are accepted. Safe to run "
-        "from several processes at once.",
+        "provenance, the metadata below). Only runs on the protocol's complete data are accepted. Several folders "
+        "are validated first, then scored in one pass (source statistics and flows computed once); if one is "
+        "refused, none is recorded. Safe to run from several processes at once.",
     )
-    common(sm)
-    sm.add_argument("--name", required=True, metavar="N", help="the name shown in the leaderboard")
+    common(sm, several=True)
+    sm.add_argument("--name", required=True, metavar="N[,N...]", help="the name shown in the leaderboard (one per "
+                    "folder, separated by commas)")
+    sm.add_argument("--metadata", type=Path, metavar="FILE", help="a JSON object mapping each name to its metadata "
+                    "fields (method, paper, code, weights_sha256, training_data, trained_on_m3svd_train)")
+    sm.add_argument("--origin", metavar="SUBSET", help="the folders are methods' published outputs from download "
+                    "subset SUBSET (e.g. tno42-fused): every file is checked against its pinned hash and the record "
+                    "names the repository, commit and path they come from")
+    sm.add_argument("--reference", action="store_true", help="a reference row (a source or a trivial baseline): "
+                    "shown apart, never ranked, so the copy and degenerate checks do not refuse it")
     sm.add_argument("--method", metavar="NAME", help="the method's own name, if N differs (e.g. a variant)")
     sm.add_argument("--paper", metavar="URL", help="paper link (http/https)")
     sm.add_argument("--code", metavar="URL", help="code link (http/https), ideally at a commit")
@@ -137,6 +179,8 @@ def add_commands(sub) -> None:
     lb.add_argument("--protocol", metavar="P", help="only this protocol (id or id@version)")
     lb.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     lb.add_argument("--html", type=Path, metavar="DIR", help="also write the static site to DIR")
+    lb.add_argument("--readme", type=Path, metavar="FILE", help="rewrite FILE's generated leaderboard section (the "
+                    "top entries of each protocol, between its marker lines) from the table")
     lb.add_argument("--reported", action="store_true", help="show the paper-reported table (not verified)")
     lb.add_argument("--dir", dest="dir_leaderboard", type=Path, default=Path("leaderboard"), metavar="LB",
                     help="leaderboard folder (default leaderboard)")

@@ -54,7 +54,7 @@ def ranked(table, key: str):
     for submission, group in overall.groupby("submission", sort=False):
         first = group.iloc[0]
         row = {"submission": submission, "method": first["label"], "score": float(first["score"]),
-               "position": first["position"]}
+               "position": first["position"], "reference": bool(first.get("reference", False))}
         by_metric = group.set_index("metric")
         for metric in metrics:
             for column in ("value", "ci_low", "ci_high", "rank", "undefined"):
@@ -102,6 +102,10 @@ def _fmt(value: float) -> str:
     return f"{value:.2e}" if 0 < abs(value) < 5e-4 else f"{value:.4f}"
 
 
+def _fmt_score(score: float) -> str:
+    return "—" if math.isnan(score) else f"{score:.2f}"
+
+
 def _header(table, key: str) -> str:
     rows = table[table["protocol"] == key]
     sha = rows["protocol_sha256"].iloc[0]
@@ -131,8 +135,8 @@ def render(table, fmt: str = "table", protocol: str | None = None) -> str:
 def _text(table, key: str, markdown: bool) -> str:
     wide, metrics, directions = ranked(table, key)
     head = ["#", "method", "score↓"] + [m + arrow(directions[m]) for m in metrics]
-    body = [[str(r["position"]), r["method"], f"{r['score']:.2f}"] + [_cell(r, m) for m in metrics]
-            for _, r in wide.iterrows()]
+    body = [["ref" if r["reference"] else str(r["position"]), r["method"], _fmt_score(r["score"])]
+            + [_cell(r, m) for m in metrics] for _, r in wide.iterrows()]
     if markdown:
         lines = [f"**{_header(table, key)}**", "", "| " + " | ".join(head) + " |",
                  "|" + "|".join("---:" if i != 1 else "---" for i in range(len(head))) + "|"]

@@ -28,12 +28,14 @@ OVERALL = "__all__"  # the clip value of rows that average over clips
 # of the score (""/0 when the protocol's [ranking] leaves it out); group_score: the submission's mean rank over that
 # group; score: the weighted mean rank over the ranking metrics (lower is better); position: the order by score.
 # undefined: frames on which the metric was undefined. score, group_score and position are on OVERALL rows only.
+# reference: a reference row (a source or trivial baseline), shown apart and never ranked (rank and score empty).
+# origin: where the fused frames come from (repository@commit path, or the toolkit command that made them).
 TABLE_COLUMNS = [
-    "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "clip",
-    "metric", "convention", "metric_version", "kind", "higher_is_better", "value", "ci_low", "ci_high", "frames",
-    "undefined", "clips", "rank", "group", "weight", "group_score", "score", "position", "toolkit_version",
-    "method_version", "weights_sha256", "training_data",
-    "trained_on_m3svd_train", "paper", "code", "submitted_at", "evaluated_by", "results_sha256", "fused_sha256",
+    "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "reference",
+    "clip", "metric", "convention", "metric_version", "kind", "higher_is_better", "value", "ci_low", "ci_high",
+    "frames", "undefined", "clips", "rank", "group", "weight", "group_score", "score", "position", "toolkit_version",
+    "method_version", "weights_sha256", "training_data", "trained_on_m3svd_train", "paper", "code", "origin",
+    "submitted_at", "evaluated_by", "results_sha256", "fused_sha256",
 ]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -60,69 +60,109 @@ def locked(leaderboard_dir: str | Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One folder to submit: its display name, what the submitter states, whether it is a reference row (a source or
+    a trivial baseline shown apart and never ranked, so the copy and degenerate checks do not refuse it), and where
+    its frames come from (:mod:`m3svd.leaderboard.origin`)."""
+
+    directory: Path
+    name: str
+    metadata: Metadata = Metadata()
+    reference: bool = False
+    origin: dict | None = None
+
+
 def submit(directory: str | Path, name: str, protocol: Protocol | str | Path, root: str | Path | None = None,
            metadata: Metadata | dict | None = None, leaderboard_dir: str | Path = "leaderboard",
-           log=lambda line: None) -> Submission:
+           log=lambda line: None, reference: bool = False, origin: dict | None = None) -> Submission:
     """Validate ``directory``, score it on ``protocol``, and add it to ``leaderboard_dir``; returns the record.
 
     Raises :class:`SubmissionError` (with ``problems``) and writes nothing when the submission is refused.
     """
-    from m3svd.evaluate import evaluate
+    entry = Entry(Path(directory), name, Metadata.coerce(metadata), reference, origin)
+    return submit_many([entry], protocol, root, leaderboard_dir, log)[0]
+
+
+def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str | Path | None = None,
+                leaderboard_dir: str | Path = "leaderboard", log=lambda line: None) -> list[Submission]:
+    """Submit several folders on one protocol, scored in one pass (source statistics and flows computed once for
+    all of them). Every entry is validated before any is scored; if one is refused, none is recorded."""
+    from m3svd.evaluate import Predictions, evaluate_methods
 
     protocol = as_protocol(protocol)
-    metadata = Metadata.coerce(metadata)
-    unranked = None if protocol.ranking else (f"{protocol.path}: protocol {protocol.key} declares no [ranking] "
-                                              f"(primary metrics or weighted groups), so its leaderboard could not "
-                                              f"order methods; add one")
-    refusals = [p for p in (name_problem(name), *metadata.problems(), unranked) if p]
-    if refusals:
-        raise SubmissionError(refusals[0], refusals)
-    directory = Path(directory)
-    inspection = inspect(directory, protocol, root, leaderboard_dir)
-    if inspection.problems:
-        problems = inspection.problems
+    if not protocol.ranking:
+        raise SubmissionError(f"{protocol.path}: protocol {protocol.key} declares no [ranking] (primary metrics or "
+                              f"weighted groups), so its leaderboard could not order methods; add one")
+    inspections, problems = [], []
+    for entry in entries:
+        refusals = [p for p in (name_problem(entry.name), *entry.metadata.problems()) if p]
+        if refusals:
+            raise SubmissionError(refusals[0], refusals)
+        published = set((entry.origin or {}).get("files", {}).values())
+        inspection = inspect(entry.directory, protocol, root, leaderboard_dir, reference=entry.reference,
+                             published=published)
+        inspections.append(inspection)
+        problems += inspection.problems
+    seen: dict[str, Path] = {}
+    for entry, inspection in zip(entries, inspections, strict=True):
+        if inspection.fused_sha256 and inspection.fused_sha256 in seen:
+            problems.append(f"{entry.directory}: the same fused frames as {seen[inspection.fused_sha256]}, "
+                            f"submitted together under another name")
+        seen.setdefault(inspection.fused_sha256, entry.directory)
+    if problems:
+        where = entries[0].directory if len(entries) == 1 else "the submission"
         message = (f"{problems[0]} (nothing was submitted)" if len(problems) == 1
-                   else f"{directory}: {len(problems)} problems (listed above); nothing was submitted")
+                   else f"{where}: {len(problems)} problems (listed above); nothing was submitted")
         raise SubmissionError(message, problems)
     leaderboard_dir = Path(leaderboard_dir)
     staging = leaderboard_dir / STAGING / uuid.uuid4().hex
     try:
         staging.mkdir(parents=True)
-        log(f"scoring {directory} on protocol {protocol.key} ({len(inspection.clips)} clip(s), "
-            f"{inspection.frames} frames)")
-        run = evaluate(protocol, staging / "run", predictions=directory, name=name, root=root)
-        run_info = json.loads((staging / "run" / "run.json").read_text())
-        if not run_info.get("complete"):
-            raise SubmissionError(f"{directory}: the protocol's data is incomplete (missing clips "
-                                  f"{', '.join(run_info.get('missing_clips', []))}); only complete runs may enter "
-                                  f"the leaderboard")
-        record = staging / "record"
-        record.mkdir()
-        for file in ("results.parquet", "summary.parquet", "run.json"):
-            os.replace(staging / "run" / file, record / file)
+        frames = sum(i.frames for i in inspections)
+        log(f"scoring {len(entries)} folder(s) on protocol {protocol.key} in one pass ({len(inspections[0].clips)} "
+            f"clip(s), {frames} frames)")
+        runs = evaluate_methods(protocol, [(Predictions(str(e.directory), e.name), staging / str(i) / "run")
+                                           for i, e in enumerate(entries)], root=root)
         submitted_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record_id = f"{submitted_at[:10]}-{slug(name)}-{inspection.fused_sha256[:12]}"
-        manifest = _manifest(record_id, name, protocol, metadata, inspection, run.results, run_info, record,
-                             submitted_at)
-        _write_json(record / "manifest.json", manifest)
-        target = submissions_dir(leaderboard_dir) / record_id
+        made = []
+        for i, (entry, inspection, run) in enumerate(zip(entries, inspections, runs, strict=True)):
+            run_info = json.loads((run.out / "run.json").read_text())
+            if not run_info.get("complete"):
+                raise SubmissionError(f"{entry.directory}: the protocol's data is incomplete (missing clips "
+                                      f"{', '.join(run_info.get('missing_clips', []))}); only complete runs may "
+                                      f"enter the leaderboard")
+            record = staging / str(i) / "record"
+            record.mkdir()
+            for file in ("results.parquet", "summary.parquet", "run.json"):
+                os.replace(run.out / file, record / file)
+            record_id = f"{submitted_at[:10]}-{slug(entry.name)}-{inspection.fused_sha256[:12]}"
+            manifest = _manifest(record_id, entry, protocol, inspection, run.results, run_info, record, submitted_at)
+            _write_json(record / "manifest.json", manifest)
+            made.append((entry, inspection, record, record_id, manifest))
         with locked(leaderboard_dir):
-            late = duplicate_problems(directory, inspection, leaderboard_dir)
-            if late:
-                raise SubmissionError(f"{late[0]} (nothing was submitted)", late)
-            if target.exists():
-                raise SubmissionError(f"{target}: a record with this id exists already")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(record, target)
+            for entry, inspection, _, record_id, _ in made:
+                late = duplicate_problems(entry.directory, inspection, leaderboard_dir)
+                if late:
+                    raise SubmissionError(f"{late[0]} (nothing was submitted)", late)
+                if (submissions_dir(leaderboard_dir) / record_id).exists():
+                    raise SubmissionError(f"{submissions_dir(leaderboard_dir) / record_id}: a record with this id "
+                                          f"exists already")
+            out = []
+            for _, _, record, record_id, manifest in made:
+                target = submissions_dir(leaderboard_dir) / record_id
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(record, target)
+                out.append(Submission(record_id, target, manifest))
+                log(f"recorded {target}")
             write_index(leaderboard_dir)
-        log(f"recorded {target}")
-        return Submission(record_id, target, manifest)
+        return out
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _manifest(record_id: str, name: str, protocol: Protocol, metadata: Metadata, inspection, results, run_info: dict,
-              record: Path, submitted_at: str) -> dict:
+def _manifest(record_id: str, entry: Entry, protocol: Protocol, inspection, results, run_info: dict, record: Path,
+              submitted_at: str) -> dict:
     metrics = (results.drop_duplicates("metric").set_index("metric")[["convention", "metric_version", "kind",
                                                                        "higher_is_better"]])
     inputs = results.drop_duplicates("clip").set_index("clip")["input_sha256"].to_dict()
@@ -130,14 +170,17 @@ def _manifest(record_id: str, name: str, protocol: Protocol, metadata: Metadata,
     return {
         "schema": RECORD_SCHEMA,
         "id": record_id,
-        "name": name,
+        "name": entry.name,
         "submitted_at": submitted_at,
         "evaluated_by": f"m3svd submit {__version__} (recomputed from fused frames)",
         "protocol": {"id": protocol.id, "version": protocol.version, "key": protocol.key, "sha256": protocol.sha256,
                      "ranking": protocol.ranking.to_dict()},
         "complete": bool(run_info.get("complete")),
         "dataset": {"layout": run_info.get("dataset_layout"), "lossy_inputs": bool(results["lossy"].any())},
-        "metadata": metadata.to_dict(),
+        "lossy_predictions": inspection.lossy,
+        "metadata": entry.metadata.to_dict(),
+        "reference": entry.reference,
+        "origin": entry.origin,
         "fused_sha256": inspection.fused_sha256,
         "frames": inspection.frames,
         "clips": clips,

@@ -34,6 +34,7 @@ class Inspection:
     clips: dict[str, dict] = field(default_factory=dict)  # clip -> {frames, fused_sha256, files_sha256}
     fused_sha256: str = ""
     dataset: str = ""
+    lossy: bool = False  # some frames are lossy files, accepted because they are verified published outputs
 
     @property
     def frames(self) -> int:
@@ -53,7 +54,14 @@ def validate(directory: str | Path, protocol: Protocol | str | Path, root: str |
 
 
 def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | Path | None = None,
-            leaderboard_dir: str | Path | None = "leaderboard") -> Inspection:
+            leaderboard_dir: str | Path | None = "leaderboard", reference: bool = False,
+            published: set[str] | frozenset = frozenset()) -> Inspection:
+    """Every problem of a folder of fused frames for ``protocol``, and the hashes a record keeps.
+
+    ``reference``: the folder is a reference row (a source, or a trivial baseline), so being a copy of a source or
+    degenerate is expected and not a problem. ``published``: sha256 of files verified as a method's published
+    outputs (:func:`m3svd.leaderboard.origin.published_origin`), accepted even when lossy.
+    """
     from m3svd.evaluate import find_dataset, protocol_clips
 
     protocol = as_protocol(protocol)
@@ -78,8 +86,10 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     clean = True
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
-        problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics))
+        problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics),
+                                          reference=reference, published=published)
         result.problems += problems
+        result.lossy = result.lossy or bool(summary and summary.pop("lossy"))
         clean = clean and not problems
         if summary:
             result.clips[name] = summary
@@ -93,7 +103,8 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     return result
 
 
-def _inspect_clip(folder: Path, clip, video: bool = False) -> tuple[list[str], dict | None]:
+def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = False,
+                  published: set[str] | frozenset = frozenset()) -> tuple[list[str], dict | None]:
     """Problems of one clip's folder, and (when every frame was readable) its hashes."""
     from m3svd.leaderboard import degenerate
     n = len(clip)
@@ -112,11 +123,15 @@ def _inspect_clip(folder: Path, clip, video: bool = False) -> tuple[list[str], d
     frame_digests, file_digests, bad, degenerate_frames = [], [], [], []
     fused_motion = source_motion = 0.0
     previous = None  # (fused grey, source greys) of the frame before
+    lossy = False
     for i, path in enumerate(files):
-        if path.suffix.lower() not in LOSSLESS_SUFFIXES:
-            bad.append(f"{path}: lossy {path.suffix.lstrip('.').upper()} file; fused frames must be lossless (PNG)")
         data = path.read_bytes()
         file_digests.append(hashlib.sha256(data).hexdigest())
+        if path.suffix.lower() not in LOSSLESS_SUFFIXES:
+            lossy = True
+            if file_digests[-1] not in published:
+                bad.append(f"{path}: lossy {path.suffix.lstrip('.').upper()} file; fused frames must be lossless "
+                           f"(PNG)")
         try:
             frame = read_image(path)
         except M3SVDError as error:
@@ -148,7 +163,7 @@ def _inspect_clip(folder: Path, clip, video: bool = False) -> tuple[list[str], d
                                                        for k, g in greys.items() if k in previous[1]])
             previous = (fused_grey, greys)
     problems += _capped(bad)
-    if aligned and len(files) == n and not bad:
+    if aligned and len(files) == n and not bad and not reference:
         for label, flags in copies.items():
             if flags["bytes"]:
                 problems.append(f"{folder}: every fused frame is byte-identical to the {label} input stream "
@@ -167,6 +182,7 @@ def _inspect_clip(folder: Path, clip, video: bool = False) -> tuple[list[str], d
         "frames": n,
         "fused_sha256": hashlib.sha256("".join(frame_digests).encode()).hexdigest(),
         "files_sha256": hashlib.sha256("".join(file_digests).encode()).hexdigest(),
+        "lossy": lossy,
     }
     return problems, summary
 

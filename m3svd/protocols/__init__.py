@@ -65,7 +65,8 @@ class Ranking:
 
     def to_dict(self) -> dict:
         """The form a leaderboard record stores (JSON), read back by :meth:`from_dict`."""
-        return {"groups": [{"name": g.name, "metrics": builtins.list(g.metrics), "weight": g.weight} for g in self.groups]}
+        return {"groups": [{"name": g.name, "metrics": builtins.list(g.metrics), "weight": g.weight}
+                           for g in self.groups]}
 
     @classmethod
     def from_dict(cls, value: dict) -> Ranking:
