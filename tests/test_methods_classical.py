@@ -8,6 +8,7 @@ from synthetic import protocol_file
 from m3svd import methods, protocols
 from m3svd.data import open_dataset
 from m3svd.evaluate import EvaluationError, MethodSpec, evaluate
+from m3svd.methods.base import rgb_to_ycbcr
 
 VISIBLE_ONLY = ["clahe", "gf-detail"]  # single-visible-image baselines: inputs = ("vi",)
 CLASSICAL = ["ir", "vi", "average", "max", "laplacian", "dwt", "gff", "gff-temporal", *VISIBLE_ONLY]
@@ -131,8 +132,6 @@ def test_visible_only_baselines_keep_grey_grey_and_change_the_frame(name, frames
 def test_visible_only_baselines_keep_the_visible_chroma(name, frames):
     _, vi = frames
     fused = methods.create(name).fuse(None, vi).fused
-    from m3svd.methods.base import rgb_to_ycbcr
-
     chroma_in, chroma_out = rgb_to_ycbcr(vi)[..., 1:], rgb_to_ycbcr(fused)[..., 1:]
     unclipped = (fused > 2).all(axis=-1) & (fused < 253).all(axis=-1)  # clipping to 0–255 may bend the chroma
     assert np.abs(chroma_in - chroma_out)[unclipped].mean() < 1.0
