@@ -1,9 +1,11 @@
-"""Classical fusion baselines: sanity rows, pixel rules, multi-scale rules and guided-filter fusion.
+"""Classical baselines: sanity rows, pixel rules, multi-scale rules, guided-filter fusion, and single-visible-image
+enhancement for the visible-only track.
 
-All of them fuse in the luminance domain: IR with the visible frame's BT.601 luminance Y, in float64; the result
-takes the visible chroma (:func:`~m3svd.methods.base.with_visible_chroma`), so a grey visible input (TNO) gives
-a grey output. They run on the CPU with OpenCV/numpy: at 640×480 they are far from the bottleneck of an evaluation
-(metrics and decoding are), so a GPU path would not pay.
+All of them work in the luminance domain: IR with the visible frame's BT.601 luminance Y (or Y alone for the
+visible-only ones), in float64; the result takes the visible chroma
+(:func:`~m3svd.methods.base.with_visible_chroma`), so a grey visible input (TNO) gives a grey output. They run on
+the CPU with OpenCV/numpy: at 640×480 they are far from the bottleneck of an evaluation (metrics and decoding
+are), so a GPU path would not pay.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class InfraredOnly(Method):
 class VisibleOnly(Method):
     name = "vi"
     description = "sanity row: the visible frame, unchanged, as the output"
+    inputs = ("vi",)  # needs no IR, so it is also the reference row of the visible-only protocols
 
     def fuse(self, ir, vi):
         check_window(ir, vi)
@@ -229,3 +232,57 @@ class TemporalGuidedFilterFusion(GuidedFilterFusion):
         kernel = np.exp(-0.5 * ((t[:, None] - t[None, :]) / sigma) ** 2) * (np.abs(t[:, None] - t[None, :]) <= radius)
         kernel /= kernel.sum(axis=1, keepdims=True)
         return np.tensordot(kernel, p, axes=1)
+
+
+class _VisibleLuminanceMethod(Method):
+    """A single-visible-image method: enhance the visible luminance ``y`` (``H×W`` float64, 0–255) frame by frame
+    in :meth:`enhance_frame`; chroma from VIS. Needs no IR, so it runs on the visible-only protocols (``ir`` is
+    None there, and ignored where a fusion protocol passes it)."""
+
+    inputs = ("vi",)
+
+    def fuse(self, ir, vi):
+        check_window(ir, vi)
+        y = np.stack([self.enhance_frame(frame) for frame in visible_luminance(vi)])
+        return Fusion(with_visible_chroma(y, vi))
+
+    def enhance_frame(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register
+class CLAHE(_VisibleLuminanceMethod):
+    """Contrast-limited adaptive histogram equalisation (Zuiderveld, Graphics Gems IV, 1994) of the BT.601
+    luminance with OpenCV's ``createCLAHE``: the luminance is rounded to ``uint8``, equalised in a grid of
+    ``tiles``×``tiles`` tiles with each tile's histogram clipped at ``clip_limit`` times its mean bin (excess
+    redistributed) and the tile mappings bilinearly interpolated; the visible chroma is kept. ``clip_limit=2``
+    and 8×8 tiles are the values most image-processing uses pick (OpenCV's own default limit, 40, barely limits).
+    """
+
+    name = "clahe"
+    description = "CLAHE of the visible BT.601 luminance (OpenCV, clip limit 2, 8x8 tiles), visible chroma; no IR"
+    options = {"clip_limit": 2.0, "tiles": 8}
+
+    def enhance_frame(self, y):
+        tiles = int(self.config["tiles"])
+        clahe = cv2.createCLAHE(clipLimit=float(self.config["clip_limit"]), tileGridSize=(tiles, tiles))
+        return clahe.apply(np.clip(np.rint(y), 0, 255).astype(np.uint8)).astype(np.float64)
+
+
+@register
+class GuidedDetailEnhancement(_VisibleLuminanceMethod):
+    """Guided-filter detail enhancement (He, Sun & Tang, "Guided image filtering", ECCV 2010 / TPAMI 2013): the
+    luminance on [0, 1] is split into an edge-preserving base, the self-guided filter output (``radius``,
+    ``eps``; the paper's r=16, ε=0.1²), and the detail residual, which is amplified ``boost`` times (the paper's
+    ×5) and added back; clipped to 0–255, visible chroma kept. The base keeps strong edges, so they do not halo.
+    """
+
+    name = "gf-detail"
+    description = "guided-filter detail enhancement (He et al. 2010): detail x5, r=16, eps=0.01; visible chroma; no IR"
+    options = {"radius": 16, "eps": 0.01, "boost": 5.0}
+
+    def enhance_frame(self, y):
+        c = self.config
+        image = y / 255.0
+        base = guided_filter(image, image, int(c["radius"]), float(c["eps"]))
+        return (base + float(c["boost"]) * (image - base)) * 255.0
