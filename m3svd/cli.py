@@ -79,14 +79,19 @@ def cmd_info(args) -> int:
     header = f"  {'clip':<16} {'split':<6} {'variant':<9} {'frames':>7} {'fps':>6} {'size':>9}  storage"
     print(header)
     for clip in clipset.clips:
+        mismatch = ""
         try:
-            frames, size = str(len(clip)), "{1}×{0}".format(*clip.size)
+            counts = {"IR": len(clip.ir_source), "VIS": len(clip.vi_source)}
+            frames, size = str(min(counts.values())), "{1}×{0}".format(*clip.size)
+            if len(set(counts.values())) > 1:  # never shown as the shorter count alone: `check` fails such a clip
+                frames = "≠"
+                mismatch = "; frame counts differ: " + ", ".join(f"{k} {n}" for k, n in counts.items())
         except (M3SVDError, IndexError) as error:
             frames, size = "?", f"unreadable: {error}"
         fps = f"{clip.fps:g}" if clip.fps else "-"
         storage = "lossy" if clip.lossy else "lossless"
         print(f"  {clip.name:<16} {clip.split or '-':<6} {clip.variant or '-':<9} {frames:>7} {fps:>6} {size:>9}  "
-              f"{storage}")
+              f"{storage}{mismatch}")
     return 0
 
 
