@@ -331,7 +331,8 @@ def main(argv=None) -> int:
         "## How the checks decide", "",
         "- **sync**: the change maps (block-averaged |frame difference| with their per-block mean over the window "
         "removed) of IR and VIS are correlated at lags ±10; the best lag's lead over lag 0, and its correlation "
-        "itself, are tested map by map (one-sided Student t); the weaker of the two is the reported *confidence*. Too little shared motion → inconclusive; best lag "
+        "itself, are tested map by map (one-sided Student t); the weaker of the two is the reported *confidence*. "
+        "Too little shared motion → inconclusive; best lag "
         "0 → ok; ±1 → ok (within the tolerance real pairs show), warn above their highest confidence; 2+ frames → "
         "fail only above the confidence threshold, else inconclusive.",
         "- **registration**: phase correlation of Sobel magnitudes on 5 frames; the median shift of the agreeing "
