@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="check integrity, registration and temporal sync",
         description="Decode every frame of every clip under PATH and check: integrity (frames present in every "
-        "variant and modality, decodable, equal sizes, grey IR, no frozen runs, frame rates), spatial "
+        "variant and modality, no numbering gap, decodable, equal sizes, grey IR, no dead stream, blank or "
+        "frozen frames, frame rates), spatial "
         "registration (residual IR-VIS shift by phase correlation of gradient magnitude, with its peak "
         "response) and temporal sync (IR-VIS frame offset from frame-to-frame change). Exits 1 if any "
         "check fails.",
