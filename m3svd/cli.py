@@ -79,14 +79,19 @@ def cmd_info(args) -> int:
     header = f"  {'clip':<16} {'split':<6} {'variant':<9} {'frames':>7} {'fps':>6} {'size':>9}  storage"
     print(header)
     for clip in clipset.clips:
+        mismatch = ""
         try:
-            frames, size = str(len(clip)), "{1}×{0}".format(*clip.size)
+            counts = {"IR": len(clip.ir_source), "VIS": len(clip.vi_source)}
+            frames, size = str(min(counts.values())), "{1}×{0}".format(*clip.size)
+            if len(set(counts.values())) > 1:  # never shown as the shorter count alone: `check` fails such a clip
+                frames = "≠"
+                mismatch = "; frame counts differ: " + ", ".join(f"{k} {n}" for k, n in counts.items())
         except (M3SVDError, IndexError) as error:
             frames, size = "?", f"unreadable: {error}"
         fps = f"{clip.fps:g}" if clip.fps else "-"
         storage = "lossy" if clip.lossy else "lossless"
         print(f"  {clip.name:<16} {clip.split or '-':<6} {clip.variant or '-':<9} {frames:>7} {fps:>6} {size:>9}  "
-              f"{storage}")
+              f"{storage}{mismatch}")
     return 0
 
 
@@ -326,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="check integrity, registration and temporal sync",
         description="Decode every frame of every clip under PATH and check: integrity (frames present in every "
-        "variant and modality, decodable, equal sizes, grey IR, no frozen runs, frame rates), spatial "
+        "variant and modality, no numbering gap, decodable, equal sizes, grey IR, no dead stream, blank or "
+        "frozen frames, frame rates), spatial "
         "registration (residual IR-VIS shift by phase correlation of gradient magnitude, with its peak "
         "response) and temporal sync (IR-VIS frame offset from frame-to-frame change). Exits 1 if any "
         "check fails.",

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from m3svd.data.checks import FAIL, INCONCLUSIVE, OK, check_clip, check_dataset
+from m3svd.data.checks import FAIL, INCONCLUSIVE, OK, WARN, check_clip, check_dataset
 from m3svd.data.clip import Clip
 from m3svd.data.frames import ArrayFrames
 from m3svd.data.layouts import open_dataset
@@ -39,8 +39,9 @@ def test_real_clips_pass(layout):
         assert clip.check("integrity").status in (OK, "warn")
         if clip.variant == "clean":
             assert clip.check("registration").status in (OK, INCONCLUSIVE)
-            assert clip.check("sync").status in (OK, INCONCLUSIVE)
-            assert clip.check("sync").values["offset_frames"] == 0 or clip.check("sync").status == INCONCLUSIVE
+            sync = clip.check("sync")
+            assert sync.status in (OK, INCONCLUSIVE), sync.message
+            assert abs(sync.values["offset_frames"]) <= 1 or sync.status == INCONCLUSIVE
 
 
 def test_real_clips_measure_what_the_spec_measured():
@@ -68,18 +69,80 @@ def test_injected_shift_is_measured(night_market, dx, dy):
         assert check.status == FAIL and f"{check.values['shift_px'][0]:+.2f}" in check.message
 
 
-@pytest.mark.parametrize("clip_name, offset", [("0111_1716", 1), ("0115_1831", 2), ("0111_1716", 5), ("0115_1831", -3)])
+def _moved(ir, vi, offset):
+    """VIS ``offset`` frames ahead of IR (positive) or behind (negative)."""
+    n, k = len(ir), abs(offset)
+    return (ir[: n - k], vi[k:]) if offset > 0 else (ir[k:], vi[: n - k])
+
+
+@pytest.mark.parametrize(
+    "clip_name, offset", [("0111_1716", 2), ("0115_1831", -2), ("0111_1716", 5), ("0115_1831", -3)]
+)
 def test_injected_frame_offset_is_measured(clip_name, offset):
-    """VIS ``offset`` frames ahead (positive) or behind (negative) of IR is reported as exactly that."""
+    """VIS moved 2+ frames on a strong-motion clip fails, with the offset and direction (docs/check-calibration.md)."""
     from conftest import shared
 
-    ir, vi = open_dataset(shared("m3svd")).clip(clip_name, variant="clean").frames()
-    n, k = len(ir), abs(offset)
-    ir, vi = (ir[: n - k], vi[k:]) if offset > 0 else (ir[k:], vi[: n - k])
+    ir, vi = _moved(*open_dataset(shared("m3svd")).clip(clip_name, variant="clean").frames(), offset)
     check = check_clip(Clip("offset", ArrayFrames(ir), ArrayFrames(vi))).check("sync")
-    assert check.status == FAIL
-    assert check.values["offset_frames"] == -offset
-    assert f"{k} frame(s) {'ahead of' if offset > 0 else 'behind'} IR" in check.message
+    assert check.status == FAIL, check.message
+    assert check.values["offset_frames"] == -offset and check.values["motion"] == "strong"
+    assert check.values["confidence"] >= 0.99 and "confidence" in check.message
+    assert f"{abs(offset)} frame(s) {'ahead of' if offset > 0 else 'behind'} IR" in check.message
+
+
+@pytest.mark.parametrize("offset", [1, -1])
+def test_one_frame_offset_is_measured_but_never_fails(offset):
+    """Real synchronised pairs peak at lag ±1 too, so a 1-frame offset is estimated, and at most a warning."""
+    from conftest import shared
+
+    ir, vi = _moved(*open_dataset(shared("m3svd")).clip("0111_1716", variant="clean").frames(), offset)
+    check = check_clip(Clip("offset", ArrayFrames(ir), ArrayFrames(vi))).check("sync")
+    assert check.values["offset_frames"] == -offset and check.status in (OK, WARN), check.message
+
+
+def test_short_windows_of_real_clips_never_fail():
+    """Every 6- and 10-frame window of the lossless clips: the old check failed 4 of these 15 windows."""
+    from conftest import shared
+
+    for clip in open_dataset(shared("m3svd")).select(variant="clean"):
+        ir, vi = clip.frames()
+        for length, step in ((6, 7), (10, 10)):
+            for start in range(0, len(ir) - length + 1, step):
+                window = Clip("w", ArrayFrames(ir[start:start + length]), ArrayFrames(vi[start:start + length]))
+                check = check_clip(window).check("sync")
+                assert check.status in (OK, INCONCLUSIVE), (clip.name, start, length, check.message)
+
+
+def test_static_clip_and_unrelated_pair_are_inconclusive():
+    """0114_1611 has almost no shared motion; IR of one clip against VIS of another has none."""
+    from conftest import shared
+
+    dataset = open_dataset(shared("m3svd"))
+    static = check_clip(dataset.clip("0114_1611", variant="clean")).check("sync")
+    assert static.status == INCONCLUSIVE and "too little shared motion" in static.message
+    assert static.values["motion"] == "weak"
+    ir, _ = dataset.clip("0111_1716", variant="clean").frames()
+    _, vi = dataset.clip("0115_1831", variant="clean").frames()
+    report = check_clip(Clip("unrelated", ArrayFrames(ir), ArrayFrames(vi)))
+    assert report.check("sync").status == INCONCLUSIVE
+    assert report.status == INCONCLUSIVE and "??" in check_dataset_format(report)
+
+
+def check_dataset_format(report) -> str:
+    from m3svd.data.checks import DatasetReport
+
+    return DatasetReport("mem", "test", [report]).format()
+
+
+def test_lone_weak_correlation_peak_is_not_a_verdict():
+    """One frame pair of unrelated content: a correlation peak below what unrelated pairs reach decides nothing."""
+    from conftest import shared
+
+    dataset = open_dataset(shared("m3svd"))
+    ir = dataset.clip("0111_1716", variant="clean").ir(0)
+    vi = dataset.clip("0115_1831", variant="clean").vi(0)
+    check = check_clip(Clip("pair", ArrayFrames(ir[None]), ArrayFrames(vi[None]))).check("registration")
+    assert check.status == INCONCLUSIVE, check.message
 
 
 def test_offset_on_tno_sequence():
@@ -151,3 +214,63 @@ def test_sample_passes_and_report_round_trips_through_json():
     clean = next(c for c in data["clips"] if c["variant"] == "clean")
     statuses = {c["name"]: c["status"] for c in clean["checks"]}
     assert statuses == {"integrity": OK, "registration": OK, "sync": OK}
+
+
+def test_val_clips_pass():
+    """The 9 M3SVD val clips of VideoFusion (``../data/vf-val``, extracted from Linfeng-Tang/VideoFusion@e38a803a
+    ``dataset/M3SVD/val/``): the old check failed 0114_1551 (2 frames, margin 0.019) and 0115_1847 (1 frame)."""
+    from conftest import SHARED_DATA
+
+    root = SHARED_DATA.parent.parent / "data" / "vf-val"
+    if not root.is_dir():
+        pytest.skip(f"real data not available: {root}")
+    report = check_dataset(open_dataset(root), show_progress=False)
+    assert report.ok, report.format()
+    verdicts = {c.clip: c.check("sync").status for c in report.clips}
+    assert verdicts["0114_1551"] == INCONCLUSIVE and verdicts["0115_1847"] == OK
+
+
+def _frames(n=8, h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+
+
+def test_dead_stream_fails_in_one_line():
+    ir, vi = np.zeros((8, 48, 64), np.uint8), _frames()
+    check = check_clip(Clip("dead", ArrayFrames(ir), ArrayFrames(vi))).check("integrity")
+    assert check.status == FAIL and check.message == "IR is dead: all 8 frames are blank (grey level 0)"
+    frozen = np.repeat(_frames(1), 8, axis=0)
+    check = check_clip(Clip("frozen", ArrayFrames(_frames()), ArrayFrames(frozen))).check("integrity")
+    assert check.status == FAIL and "VIS is dead: all 8 frames are the same picture" in check.message
+
+
+def test_blank_frame_is_a_warning():
+    vi = _frames(seed=1)
+    vi[3] = 255
+    check = check_clip(Clip("flash", ArrayFrames(_frames()), ArrayFrames(vi))).check("integrity")
+    assert check.status == WARN and check.message == "blank frames: VIS 1, first 3"
+    assert check.values["blank_frames"] == {"VIS": [3]}
+
+
+def test_frame_gap_in_every_stream_is_refused_and_reported(damaged_copy):
+    """Frame 0005 missing from all four streams: positions would make 0004 and 0006 neighbours."""
+    from m3svd.errors import DataError
+
+    for folder in ("infrared_Enhance", "visible_Enhance", "infrared_noise", "visible_Blur"):
+        (damaged_copy / "test" / folder / "0111_1716" / "0005.png").unlink()
+    with pytest.raises(DataError, match="frame numbering jumps from 0004.png to 0006.png in every stream"):
+        open_dataset(damaged_copy)
+    report = check_dataset(open_dataset(damaged_copy, strict=False), show_progress=False)
+    for clip in report.clips:
+        check = clip.check("integrity")
+        assert check.status == FAIL and "jumps from 0004.png to 0006.png" in check.message
+        assert "\n" not in check.message
+
+
+def test_constant_step_numbering_is_not_a_gap(tmp_path):
+    """Every 5th frame exported (0000, 0005, 0010, ...) is a sampling, not a missing frame."""
+    from m3svd.data.frames import ImageFiles
+
+    names = [tmp_path / f"{5 * i:04d}.png" for i in range(4)]
+    assert ImageFiles(names).numbering_gaps() == []
+    assert ImageFiles(names[:2] + names[3:]).numbering_gaps() == [("0005.png", "0015.png")]

@@ -87,3 +87,17 @@ def test_ls_metrics_lists_conventions_and_direction(capsys):
     code, out, _ = run(capsys, "ls", "metrics")
     rows = [line.split()[:3] for line in out.splitlines()]
     assert code == 0 and ["qabf", "vifb", "higher"] in rows and ["mse", "m3svd", "lower"] in rows
+
+
+def test_info_shows_frame_count_mismatch(capsys, tmp_path):
+    """IR with 3 frames, VIS with 2: info shows both counts, never the shorter one alone."""
+    import cv2
+    import numpy as np
+
+    for folder, n in (("ir", 3), ("vi", 2)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / folder / f"{i:04d}.png"), np.full((8, 8), 40 * i, np.uint8))
+    code, out, _ = run(capsys, "info", str(tmp_path))
+    row = out.splitlines()[-1]
+    assert code == 0 and row.endswith("lossless; frame counts differ: IR 3, VIS 2") and " ≠ " in row

@@ -2,16 +2,21 @@
 
 Three checks per clip, from one decoding pass over every stream:
 
-- **integrity**: streams pair frame for frame, every frame decodes, sizes agree, IR is really grey
-  (identical channels when stored as three, lossless files only), no frozen runs (a frame repeated
+- **integrity**: streams pair frame for frame, frame numbers have no gap, every frame decodes, sizes
+  agree, IR is really grey (identical channels when stored as three, lossless files only), no stream is
+  dead (every frame blank, or one picture throughout), no blank frames or frozen runs (a frame repeated
   exactly), frame rates agree;
 - **registration**: the residual IR↔VIS shift, by phase correlation of Sobel-magnitude images under a
   Hanning window on evenly spaced frames (the measurement of ``specs/dataset-m3svd.md`` §4); the median
   over frames whose correlation peak carries information (response ≥ 0.05) and agrees with the others is
-  compared with the layout's tolerance, and the response is reported with it;
+  compared with the layout's tolerance, and the response is reported with it; a clip measured on one
+  frame only needs a response above what unrelated image pairs reach;
 - **sync**: the frame offset between IR and VIS, as the lag that best aligns the *spatial pattern of
   frame-to-frame change* (block-averaged absolute differences, standardised per frame) of the two
   modalities: moving things change both images in the same places even where their intensities differ.
+  It fails only on evidence: enough shared motion, an offset of 2+ frames, and a confidence (paired test,
+  change map by change map) above anything synchronised clips reach; too little motion is inconclusive.
+  The thresholds come from ``benchmarks/check_calibration.py`` (``docs/check-calibration.md``).
 
 Degraded clips get the integrity check (their streams, and pairing and size against the clean reference,
 which is checked as a clip of its own); registration and sync are measured on clean clips, where noise and
@@ -33,13 +38,23 @@ from m3svd.data.layouts import ClipSet
 from m3svd.errors import DataError
 
 OK, WARN, FAIL, INCONCLUSIVE, SKIPPED = "ok", "warn", "fail", "inconclusive", "skipped"
+HEADINGS = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", INCONCLUSIVE: "??  "}
 REGISTRATION_FRAMES = 5
 REGISTRATION_SMOOTHING = 1.5  # Gaussian σ (px) before the Sobel operator
 MIN_RESPONSE = 0.05  # below this a phase-correlation peak carries no information (spec §4)
+# A lone informative frame (image pairs; clips where one frame has texture) needs a response above what
+# unrelated IR/VIS pairs reach: 99th percentile 0.08, maximum 0.10 (docs/check-calibration.md).
+LONE_RESPONSE = 0.11
 REGISTRATION_AGREE_PX = 1.5  # informative frames within this of their median count as agreeing
 SYNC_GRID = (32, 24)  # blocks (w, h) of the change maps
 SYNC_MAX_LAG = 10
-SYNC_MIN_SCORE = 0.1  # below this mean correlation the clip has too little shared motion to time
+# Sync decision thresholds, from the null distributions measured by benchmarks/check_calibration.py
+# (table in docs/check-calibration.md):
+SYNC_MIN_PEAK = 0.12  # peak correlation of unrelated clip pairs: 99th percentile 0.08-0.11 by window length
+SYNC_STRONG_PEAK = 0.3  # "strong motion" bin of the calibration table
+SYNC_CONFIDENCE = 0.99  # offsets of 2+ frames; synchronised clips reach at most 0.69
+SYNC_CONFIDENCE_ONE = 0.999  # a 1-frame offset (warn only); synchronised clips reach 0.997
+BLANK_RANGE = 2  # a frame whose grey levels span at most this is blank (black, white or a flat fill)
 FROZEN_MAD_LOSSY = 0.25  # mean |difference| below which two decoded lossy frames count as the same
 
 
@@ -66,6 +81,12 @@ class ClipReport:
     def ok(self) -> bool:
         return all(c.status != FAIL for c in self.checks)
 
+    @property
+    def status(self) -> str:
+        """The clip's heading: its worst check, ``fail`` > ``warn`` > ``inconclusive`` > ``ok``."""
+        found = {c.status for c in self.checks}
+        return next((s for s in (FAIL, WARN, INCONCLUSIVE) if s in found), OK)
+
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
 
@@ -85,7 +106,7 @@ class DatasetReport:
 
         return {
             "root": self.root, "layout": self.layout, "ok": self.ok, "toolkit_version": __version__,
-            "clips": [{**asdict(c), "ok": c.ok} for c in self.clips],
+            "clips": [{**asdict(c), "ok": c.ok, "status": c.status} for c in self.clips],
         }
 
     def to_json(self) -> str:
@@ -97,12 +118,14 @@ class DatasetReport:
             tags = " ".join(x for x in (c.split, c.variant) if x)
             size = f"{c.size[1]}×{c.size[0]}" if c.size else "?"
             fps = f"{c.fps:g} fps" if c.fps else "fps n/a"
-            head = f"{'ok  ' if c.ok else 'FAIL'} {c.clip} [{tags}] {c.frames} frames {size} {fps}"
+            head = f"{HEADINGS[c.status]} {c.clip} [{tags}] {c.frames} frames {size} {fps}"
             lines.append(head + (" lossy" if c.lossy else ""))
             lines.extend(f"       {k.name:<12} {k.status:<12} {k.message}" for k in c.checks)
         failed = sum(not c.ok for c in self.clips)
-        warned = sum(any(k.status in (WARN, INCONCLUSIVE) for k in c.checks) for c in self.clips)
-        lines.append(f"{len(self.clips) - failed} of {len(self.clips)} clip(s) passed; {warned} with warnings")
+        warned = sum(c.status == WARN for c in self.clips)
+        unsure = sum(c.status == INCONCLUSIVE for c in self.clips)
+        lines.append(f"{len(self.clips) - failed} of {len(self.clips)} clip(s) passed; {warned} with warnings, "
+                     f"{unsure} inconclusive (??: a check could not decide; see its line)")
         return "\n".join(lines)
 
 
@@ -117,6 +140,13 @@ class _Stream:
     problems: list[str] = field(default_factory=list)
     sizes: set = field(default_factory=set)
     frozen: list[tuple[int, int]] = field(default_factory=list)  # (first index, run length)
+    blank: list[tuple[int, int]] = field(default_factory=list)  # (index, grey level) of constant frames
+    frames: int = 0
+
+
+def block_image(grey: np.ndarray) -> np.ndarray:
+    """The ``SYNC_GRID`` block averages of a grey frame, from which sync builds its change maps."""
+    return cv2.resize(grey.astype(np.float32), SYNC_GRID, interpolation=cv2.INTER_AREA)
 
 
 def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> _Stream:
@@ -134,8 +164,11 @@ def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> 
         if is_ir and raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
             bad_channels += 1
         grey = to_grey(raw)
+        out.frames += 1
+        if int(grey.max()) - int(grey.min()) <= BLANK_RANGE:
+            out.blank.append((i, int(np.median(grey))))
         out.sizes.add(grey.shape[:2])
-        out.blocks.append(cv2.resize(grey.astype(np.float32), SYNC_GRID, interpolation=cv2.INTER_AREA))
+        out.blocks.append(block_image(grey))
         if i in keep:
             out.keep[i] = grey
         if prev is not None and prev.shape == grey.shape:
@@ -156,10 +189,23 @@ def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> 
     return out
 
 
+def _dead(s: _Stream) -> str | None:
+    """Why the stream carries no picture at all (every frame blank, or one frame repeated), or ``None``."""
+    if s.frames and len(s.blank) == s.frames:
+        levels = sorted({level for _, level in s.blank})
+        return f"{s.label} is dead: all {s.frames} frames are blank (grey level {', '.join(map(str, levels[:3]))})"
+    if s.frames > 1 and s.frozen and s.frozen[0] == (0, s.frames):
+        return f"{s.label} is dead: all {s.frames} frames are the same picture"
+    return None
+
+
 def _integrity(clip: Clip, streams: list[_Stream], fps: dict[str, float | None]) -> Check:
     problems = clip.pairing_problems()
     for s in streams:
         problems += s.problems
+        dead = _dead(s)
+        if dead:
+            problems.append(dead)
     sizes = {s.label: next(iter(s.sizes)) for s in streams if len(s.sizes) == 1}
     if clip.reference is not None and not problems:
         try:
@@ -173,12 +219,15 @@ def _integrity(clip: Clip, streams: list[_Stream], fps: dict[str, float | None])
     if len({round(v, 3) for v in rates.values()}) > 1:
         problems.append("frame rates differ (" + ", ".join(f"{k} {v:g}" for k, v in rates.items()) + ")")
     frozen = {s.label: s.frozen for s in streams if s.frozen}
-    values = {"frozen_runs": {k: [list(r) for r in v] for k, v in frozen.items()}, "fps": fps}
+    blank = {s.label: [i for i, _ in s.blank] for s in streams if s.blank}
+    values = {"frozen_runs": {k: [list(r) for r in v] for k, v in frozen.items()}, "blank_frames": blank, "fps": fps}
     if problems:
         return Check("integrity", FAIL, "; ".join(problems), {**values, "problems": problems})
-    if frozen:
-        runs = "; ".join(f"{k} {len(v)} run(s), first {v[0][0]}..{v[0][0] + v[0][1] - 1}" for k, v in frozen.items())
-        return Check("integrity", WARN, f"frozen frames: {runs}", values)
+    if frozen or blank:
+        found = [f"blank frames: {k} {len(v)}, first {v[0]}" for k, v in blank.items()]
+        found += [f"frozen frames: {k} {len(v)} run(s), first {v[0][0]}..{v[0][0] + v[0][1] - 1}"
+                  for k, v in frozen.items()]
+        return Check("integrity", WARN, "; ".join(found), values)
     n = len(streams[0].blocks) if streams else 0
     return Check("integrity", OK, f"{len(streams)} streams × {n} frames decode, sizes and rates agree", values)
 
@@ -199,7 +248,11 @@ def estimate_shift(ir: np.ndarray, vi_grey: np.ndarray) -> tuple[float, float, f
 
 
 def _registration(ir: _Stream, vi: _Stream, tolerance: float) -> Check:
-    pairs = [(i, ir.keep[i], vi.keep[i]) for i in sorted(ir.keep) if i in vi.keep]
+    return check_registration([(i, ir.keep[i], vi.keep[i]) for i in sorted(ir.keep) if i in vi.keep], tolerance)
+
+
+def check_registration(pairs: list[tuple[int, np.ndarray, np.ndarray]], tolerance: float) -> Check:
+    """The registration check on ``(frame index, grey IR, grey VIS)`` pairs (also run by the calibration)."""
     pairs = [(i, a, b) for i, a, b in pairs if a.shape == b.shape]
     if not pairs:
         return Check("registration", SKIPPED, "no frame pair of equal size to compare")
@@ -218,6 +271,10 @@ def _registration(ir: _Stream, vi: _Stream, tolerance: float) -> Check:
     if len(agreeing) < min(2, len(per_frame)):  # one frame alone may be a wrapped or spurious peak
         message = f"correlation peaks disagree ({len(agreeing)} of {len(per_frame)} frames agree)"
         return Check("registration", INCONCLUSIVE, message, values)
+    if len(agreeing) == 1 and agreeing[0][2] < LONE_RESPONSE:
+        message = (f"one informative frame, response {agreeing[0][2]:.3f} < {LONE_RESPONSE} (unrelated image pairs "
+                   f"reach this)")
+        return Check("registration", INCONCLUSIVE, message, values)
     dx, dy, response = (float(np.median([v[k] for v in agreeing])) for k in range(3))
     magnitude = float(np.hypot(dx, dy))
     values.update({"shift_px": [dx, dy], "magnitude_px": magnitude, "response": response})
@@ -231,42 +288,121 @@ def _registration(ir: _Stream, vi: _Stream, tolerance: float) -> Check:
 
 # -- temporal sync -------------------------------------------------------------------------------------
 def _change_maps(blocks: list[np.ndarray]) -> np.ndarray:
-    """``(T-1)×blocks`` frame-to-frame |change|, each map standardised so only its spatial pattern counts."""
+    """``(T-1)×blocks`` frame-to-frame |change|, without its static part, each map standardised.
+
+    The per-block mean change over the window is removed first: regions that change all the time
+    (foliage, sensor noise in dark areas) correlate equally at every lag and would only flatten the peak.
+    """
     stack = np.stack(blocks).astype(np.float64)
     change = np.abs(np.diff(stack, axis=0)).reshape(len(stack) - 1, -1)
+    change -= change.mean(axis=0, keepdims=True)
     change -= change.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(change, axis=1, keepdims=True)
     return np.divide(change, norm, out=np.zeros_like(change), where=norm > 1e-9)
 
 
-def estimate_offset(ir_blocks: list[np.ndarray], vi_blocks: list[np.ndarray], max_lag: int = SYNC_MAX_LAG):
-    """``(lag, scores)``: VIS frame ``i + lag`` shows what IR frame ``i`` shows; scores are mean correlations."""
-    a, b = _change_maps(ir_blocks), _change_maps(vi_blocks)
+def _lag_correlations(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lags, C)``: ``C[t, j]`` correlates IR change map ``t`` with VIS map ``t + lags[j]`` (NaN outside)."""
     n = min(len(a), len(b))
     max_lag = min(max_lag, max(n - 3, 0))  # at least 3 overlapping change maps per lag
-    scores = {}
-    for lag in range(-max_lag, max_lag + 1):
-        x, y = (a[: n - lag], b[lag:n]) if lag >= 0 else (a[-lag:n], b[: n + lag])
-        scores[lag] = float((x * y).sum(axis=1).mean())
-    best = max(scores, key=scores.get)
-    return best, scores
+    lags = np.arange(-max_lag, max_lag + 1)
+    table = np.full((n, len(lags)), np.nan)
+    for j, lag in enumerate(lags):
+        if lag >= 0:
+            table[: n - lag, j] = (a[: n - lag] * b[lag:n]).sum(axis=1)
+        else:
+            table[-lag:n, j] = (a[-lag:n] * b[: n + lag]).sum(axis=1)
+    return lags, table
+
+
+def _confidence(differences: np.ndarray) -> float:
+    """One-sided confidence that the mean of paired per-map differences is above 0 (Student t)."""
+    from scipy.special import stdtr
+
+    d = differences[~np.isnan(differences)]
+    if len(d) < 2:
+        return 0.5
+    spread = d.std(ddof=1)
+    if spread < 1e-12:
+        return 1.0 if d.mean() > 0 else 0.5
+    return float(stdtr(len(d) - 1, d.mean() / (spread / np.sqrt(len(d)))))
+
+
+@dataclass
+class SyncEstimate:
+    """The best lag, how well the modalities' motion correlates there, and how sure the data is of it.
+
+    ``confidence`` compares the best lag with lag 0 (with the runner-up when 0 is best), map by map;
+    ``support`` is the confidence that the maps correlate at the best lag at all, so that one burst of
+    change (a gain jump, a pan) in a few maps cannot carry the verdict alone.
+    """
+
+    lag: int
+    peak: float
+    confidence: float
+    support: float
+    runner_up: int
+    maps: int
+    scores: dict[int, float]
+
+
+def estimate_offset(ir_blocks: list[np.ndarray], vi_blocks: list[np.ndarray],
+                    max_lag: int = SYNC_MAX_LAG) -> SyncEstimate:
+    """VIS frame ``i + lag`` shows what IR frame ``i`` shows, with a confidence (see :class:`SyncEstimate`)."""
+    lags, table = _lag_correlations(_change_maps(ir_blocks), _change_maps(vi_blocks), max_lag)
+    scores = np.nanmean(table, axis=0)
+    best = int(np.argmax(scores))
+    zero = int(np.flatnonzero(lags == 0)[0])
+    others = scores.copy()
+    others[best] = -np.inf
+    runner_up = int(np.argmax(others)) if len(lags) > 1 else best
+    against = zero if best != zero else runner_up
+    confidence = _confidence(table[:, best] - table[:, against]) if against != best else 0.5
+    support = _confidence(table[:, best])
+    return SyncEstimate(int(lags[best]), float(scores[best]), confidence, support, int(lags[runner_up]),
+                        len(table), {int(k): float(v) for k, v in zip(lags, scores, strict=True)})
+
+
+def motion_level(peak: float) -> str:
+    """``weak`` (too little shared motion to time), ``moderate`` or ``strong``: the calibration table's bins."""
+    return "weak" if peak < SYNC_MIN_PEAK else "moderate" if peak < SYNC_STRONG_PEAK else "strong"
 
 
 def _sync(ir: _Stream, vi: _Stream) -> Check:
-    if min(len(ir.blocks), len(vi.blocks)) < 4:
-        return Check("sync", SKIPPED, f"{min(len(ir.blocks), len(vi.blocks))} frame(s): too few to measure")
-    lag, scores = estimate_offset(ir.blocks, vi.blocks)
-    best = scores[lag]
-    # Evidence: how much the best lag beats lag 0, or (when 0 wins) the runner-up.
-    margin = best - (scores[0] if lag else max(v for k, v in scores.items() if k != 0))
-    values = {"offset_frames": lag, "score": best, "margin": margin, "scores": {str(k): v for k, v in scores.items()}}
-    detail = f"(correlation {best:.2f}, margin {margin:.3f}, lags ±{max(scores)} searched)"
-    if best < SYNC_MIN_SCORE:
-        return Check("sync", INCONCLUSIVE, f"too little shared motion to measure {detail}", values)
-    if lag == 0:
+    return check_sync(ir.blocks, vi.blocks)
+
+
+def check_sync(ir_blocks: list[np.ndarray], vi_blocks: list[np.ndarray]) -> Check:
+    """The sync check on the block images of :func:`block_image` (also run by the calibration)."""
+    if min(len(ir_blocks), len(vi_blocks)) < 4:
+        return Check("sync", SKIPPED, f"{min(len(ir_blocks), len(vi_blocks))} frame(s): too few to measure")
+    est = estimate_offset(ir_blocks, vi_blocks)
+    # The confidence of a non-zero offset is the weaker of: beating lag 0, and correlating at all.
+    sure = est.confidence if est.lag == 0 else min(est.confidence, est.support)
+    values = {
+        "offset_frames": est.lag, "confidence": sure, "confidence_vs_lag0": est.confidence, "support": est.support,
+        "score": est.peak, "motion": motion_level(est.peak), "runner_up": est.runner_up, "change_maps": est.maps,
+        "scores": {str(k): v for k, v in est.scores.items()},
+    }
+    detail = f"(correlation {est.peak:.2f}, confidence {sure:.3f}, lags ±{max(est.scores)} searched)"
+    if est.peak < SYNC_MIN_PEAK:
+        return Check("sync", INCONCLUSIVE, f"too little shared motion to time the streams: correlation "
+                     f"{est.peak:.2f} < {SYNC_MIN_PEAK} (unrelated clips reach this)", values)
+    if est.lag == 0:
         return Check("sync", OK, f"offset 0 frames {detail}", values)
-    direction = "behind" if lag > 0 else "ahead of"
-    return Check("sync", FAIL, f"VIS is {abs(lag)} frame(s) {direction} IR {detail}", values)
+    direction = "behind" if est.lag > 0 else "ahead of"
+    claim = f"VIS is {abs(est.lag)} frame(s) {direction} IR"
+    if abs(est.lag) == 1:
+        if sure >= SYNC_CONFIDENCE_ONE:
+            return Check("sync", WARN, f"{claim}: within the ±1 frame synchronised clips show, but with more "
+                         f"evidence than any of them {detail}", values)
+        return Check("sync", OK, f"offset within ±1 frame: best lag {est.lag:+d}, the ±1 frame synchronised clips "
+                     f"show too {detail}", values)
+    if sure >= SYNC_CONFIDENCE:
+        return Check("sync", FAIL, f"{claim} {detail}", values)
+    against = "lag 0" if est.confidence < est.support else "no correlation"
+    return Check("sync", INCONCLUSIVE, f"best lag {est.lag:+d} but not significant against {against}: confidence "
+                 f"{sure:.3f} < {SYNC_CONFIDENCE} {detail}", values)
 
 
 # -- entry points --------------------------------------------------------------------------------------

@@ -122,6 +122,17 @@ class Clip:
                     f"clip {self.name}: {label} ({source.describe()}) is missing {len(missing)} frame(s) "
                     f"present in another stream, first {missing[0]!r}"
                 )
+        if not problems and keyed:
+            label, source = next(iter(keyed.items()))
+            gaps = source.numbering_gaps()
+            if gaps:
+                (before, after), others = gaps[0], len(gaps) - 1
+                problems.append(
+                    f"clip {self.name}: frame numbering jumps from {before} to {after} in every stream "
+                    f"({source.describe()}){f' and {others} more time(s)' if others else ''}; expected consecutive "
+                    "frame numbers (frames are paired and compared by position, so a missing frame would make "
+                    "non-neighbours neighbours)"
+                )
         if count_videos and not problems:
             counts = {label: len(s) for label, s in streams.items()}
             if len(set(counts.values())) > 1:

@@ -18,6 +18,7 @@ import numpy as np
 
 from m3svd.errors import DataError
 
+_FRAME_NUMBER = re.compile(r"(\d+)\D*$")  # the frame number: the last digits of a name (0007, 7400i, frame_12)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -115,6 +116,24 @@ class ImageFiles(FrameSource):
 
     def describe(self) -> str:
         return str(self.folder) if self.folder is not None else super().describe()
+
+    def numbering_gaps(self) -> list[tuple[str, str]]:
+        """``[(before, after)]`` file names around each jump in the frame numbering.
+
+        Frames are paired and ordered by position, so a number missing from every stream would silently
+        make frames 2 and 4 neighbours. A constant step (every 5th frame exported) is not a gap; names
+        without a trailing number (single image pairs) have no numbering to check.
+        """
+        numbers = []
+        for key in self.keys:
+            match = _FRAME_NUMBER.search(Path(key).stem)
+            if match is None:
+                return []
+            numbers.append(int(match.group(1)))
+        steps = np.diff(numbers)
+        if len(steps) == 0 or steps.min() <= 0:
+            return []
+        return [(self.paths[i].name, self.paths[i + 1].name) for i in np.flatnonzero(steps != steps.min())]
 
 
 class ArrayFrames(FrameSource):
