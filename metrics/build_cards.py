@@ -9,7 +9,10 @@ to the definitions taken from the registry's descriptions. Nothing in the cards 
     python metrics/build_cards.py --quick         # a few items per lineage
     python metrics/build_cards.py --metrics qabf ssim --out /tmp/cards
 
-Golden data layout: see ``../shared/golden/README.md``. Tolerances are read from the tests
+Golden data layout: see ``../shared/golden/README.md``; ``tang2022``'s own Octave run is
+``tests/data/tang2022_octave.csv``, whose Image-Fusion items are compared only when ``M3SVD_TANG2022_DIR`` names
+that repository's ``General Evaluation Metric`` folder at 53f5542. Run from the repository root with
+``PYTHONPATH=$PWD`` when another checkout of ``m3svd`` is installed. Tolerances are read from the tests
 (``tests/test_metrics_<lineage>.py``) when they can be imported; otherwise the column says "n/a".
 """
 
@@ -64,6 +67,9 @@ SOURCES = {
                  set(VFBENCH_NAMES.values())),
                 (*TEMPORAL, {"biswe", "ms2r"})],
     "tang": [("Tang toolbox under GNU Octave", "tang/tang_octave.csv", "test_metrics_tang", "RTOL")],
+    # "repo:" = a file of this repository, not of the golden folder
+    "tang2022": [("Tang 2022 toolbox under GNU Octave", "repo:tests/data/tang2022_octave.csv",
+                  "test_metrics_tang2022", "RTOL")],
     "temcoco": [(*TEMPORAL, {"flowd"})],
     "m3svd": [(*TEMPORAL, {"flowd"})],
 }
@@ -139,9 +145,36 @@ def build_jobs(golden: Path, quick: bool, wanted: set[str] | None) -> list[dict]
         for (ir, vi), fused in groups.items():
             jobs.append({"convention": convention, "grey_ir": True, "ir": str(shared / ir), "vi": str(shared / vi),
                          "fused": fused})
+    jobs += tang2022_jobs(shared, quick, keep)
     if (golden / "temporal" / "temporal.csv").exists() and any(keep(n) for n, _ in TEMPORAL_NAMES.values()):
         jobs.append({"convention": "temporal", "golden": str(golden / "temporal"), "data": str(shared / "data")})
     return jobs
+
+
+def tang2022_jobs(shared: Path, quick: bool, keep) -> list[dict]:
+    """One job per item of the repository's ``tests/data/tang2022_octave.csv`` whose inputs are here: ``shared/…``
+    under ``../shared``, ``images/…`` under ``$M3SVD_TANG2022_DIR/Image`` (Image-Fusion@53f5542; skipped if unset)."""
+    path = REPO / SOURCES["tang2022"][0][1].removeprefix("repo:")
+    if not path.exists():
+        return []
+    env = os.environ.get("M3SVD_TANG2022_DIR")
+    roots = {"shared": shared, "images": Path(env) / "Image" if env else None}
+    expected: dict[str, dict[str, list]] = defaultdict(dict)
+    files: dict[str, list] = {}
+    for row in _rows(path):
+        name = TANG_NAMES[row["metric"]]
+        if keep(name):
+            expected[row["id"]][name] = [float(row["value"])]
+            files[row["id"]] = [(roots[p.split("/", 1)[0]], p.split("/", 1)[1]) for p in (row["ir"], row["vi"],
+                                                                                          row["fused"])]
+    jobs = []
+    for item_id in sorted(expected):
+        if any(root is None for root, _ in files[item_id]):
+            continue
+        ir, vi, fused = (str(root / rest) for root, rest in files[item_id])
+        jobs.append({"convention": "tang2022", "grey_ir": False, "ir": ir, "vi": vi,
+                     "fused": [(item_id, fused, expected[item_id])]})
+    return jobs[:QUICK_ITEMS // 2] if quick else jobs
 
 
 def run_temporal_job(job: dict) -> list[tuple[str, str, int, str, float | None]]:
@@ -301,7 +334,8 @@ def render_card(name: str, entries: list, agreement: dict, tolerances: dict, met
             continue
         for column, (label, path, module, attr, *_) in sources:
             result = agreement.get((m.convention, name, column))
-            source = f"{label}, `golden/{path}`"
+            source = f"{label}, `{path.removeprefix('repo:')}`" if path.startswith("repo:") else \
+                f"{label}, `golden/{path}`"
             if not result:
                 lines.append(f"| `{m.convention}` | {cell(source)} | 0 | — | — | — | no golden values for `{name}` |")
                 continue

@@ -145,7 +145,14 @@ def _vif_taps() -> list[np.ndarray]:
     return [gaussian_window(n, n / 5.0) for n in VIF_SIZES]
 
 
-def _vif_pyramid(x: np.ndarray) -> list[tuple]:
+def _vif_product(a: np.ndarray, b: np.ndarray, scale: int, uint8_products: bool) -> np.ndarray:
+    """a·b, or MATLAB's ``uint8 .* uint8`` (saturating at 255) on the first scale, where the planes are still the
+    integer images (the 2022 Tang toolbox calls ``vifp_mscale`` on ``uint8``)."""
+    p = a * b
+    return np.minimum(p, 255.0, out=p) if uint8_products and scale == 0 else p
+
+
+def _vif_pyramid(x: np.ndarray, uint8_products: bool = False) -> list[tuple]:
     """Per scale: (plane, μ, σ² clipped at 0), each scale the previous one filtered 'valid' and decimated by 2."""
     out = []
     x = _planes(x)
@@ -153,42 +160,43 @@ def _vif_pyramid(x: np.ndarray) -> list[tuple]:
         if scale > 0:
             x = np.ascontiguousarray(correlate_valid(x, taps)[..., ::2, ::2])
         mu = correlate_valid(x, taps)
-        var = correlate_valid(x * x, taps) - mu * mu
+        var = correlate_valid(_vif_product(x, x, scale, uint8_products), taps) - mu * mu
         var[var < 0] = 0.0
         out.append((x, mu, var))
     return out
 
 
-def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> list[tuple]:
+def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ, uint8_products: bool = False) -> list[tuple]:
     """Source-only VIFp quantities per scale: (reference plane, μ₁, σ₁² as used, Σ log10(1+σ₁²/σn²) per plane,
     σ₁² + 1e-10, σ₁² ≥ 1e-10).
 
     ``ref`` is ``M×H×W`` float64. Memoise the result per source; :func:`vifp_terms` takes it. One VIFp for every
     lineage (CDDFuse, VF-Bench, Tang, m3svd): separable OpenCV filtering, zero-padded then cropped ('valid').
+    ``uint8_products``: first-scale products saturate at 255 (``tang2022``; pass it to all three functions).
     """
     return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)),
              var + VIF_EPS, var >= VIF_EPS)
-            for x, mu, var in _vif_pyramid(ref)]
+            for x, mu, var in _vif_pyramid(ref, uint8_products)]
 
 
-def vifp_distorted(dist: np.ndarray) -> list[tuple]:
+def vifp_distorted(dist: np.ndarray, uint8_products: bool = False) -> list[tuple]:
     """Distorted (fused) side of VIFp, shareable by several references: per scale (plane, μ₂, σ₂² clipped,
     σ₂² ≥ 1e-10)."""
-    return [(x, mu, var, var >= VIF_EPS) for x, mu, var in _vif_pyramid(dist)]
+    return [(x, mu, var, var >= VIF_EPS) for x, mu, var in _vif_pyramid(dist, uint8_products)]
 
 
-def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ):
+def vifp_terms(reference: list[tuple], dist, sigma_nsq: float = VIF_SIGMA_NSQ, uint8_products: bool = False):
     """VIFp numerator and denominator per plane (``M`` each), summed over the 4 scales; VIFp = num/den.
 
     ``reference`` from :func:`vifp_reference` (the source), ``dist`` the fused planes ``M×H×W`` or their
     :func:`vifp_distorted` pyramid. The clipping rules are LIVE's: g = 0 where σ₁² < 1e-10 (then σ₁² = 0,
     σv² = σ₂²) or σ₂² < 1e-10 (σv² = 0) or g < 0 (σv² = σ₂²); σv² ≥ 1e-10.
     """
-    pyramid = vifp_distorted(dist) if isinstance(dist, np.ndarray) else dist
+    pyramid = vifp_distorted(dist, uint8_products) if isinstance(dist, np.ndarray) else dist
     num = den = 0.0
-    for taps, (ref, mu1, s1, den_s, s1_eps, s1_ok), (d, mu2, s2, s2_ok) in zip(
-            _vif_taps(), reference, pyramid, strict=True):
-        s12 = correlate_valid(ref * d, taps)
+    for scale, (taps, (ref, mu1, s1, den_s, s1_eps, s1_ok), (d, mu2, s2, s2_ok)) in enumerate(zip(
+            _vif_taps(), reference, pyramid, strict=True)):
+        s12 = correlate_valid(_vif_product(ref, d, scale, uint8_products), taps)
         s12 -= mu1 * mu2
         g = s12 / s1_eps
         # LIVE's rules, in one pass: g = 0 (so the pixel adds log10(1) = 0) where σ1² < eps, σ2² < eps or g < 0;
@@ -342,7 +350,12 @@ def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zero padding. True convolution negates h3 but not the row flip of h1 relative to :func:`sobel3`, so sx = −gx
     and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
     """
-    sx, sy = _sobel_pair(planes, "zero", -1.0)
+    return qabf_strength_angle(*_sobel_pair(planes, "zero", -1.0))
+
+
+def qabf_strength_angle(sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Qabf's g = √(sx²+sy²) and α = atan(sy/sx), π/2 only where sx is exactly 0, from the two Sobel responses
+    (``tang2022`` computes them itself, in Octave's summation order)."""
     g = np.sqrt(sx * sx + sy * sy)
     with np.errstate(divide="ignore", invalid="ignore"):
         angle = np.divide(sy, sx)

@@ -125,6 +125,12 @@ def f64(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def floats(x: np.ndarray, unit: float) -> np.ndarray:
+    """The doubles a toolbox function is fed: 0–255 (``unit`` 1) or ``im2double(x)`` = x/255 (``unit`` 255, the
+    2022 toolbox), divided exactly as MATLAB's ``im2double`` divides."""
+    return f64(x) if unit == 1 else f64(x) / unit
+
+
 # ---------------------------------------------------------------------------------------------------------
 # box sums (Gaussian filtering, histograms and entropies come from m3svd.metrics.pixel)
 def box_sum_valid(x: np.ndarray, w: int) -> np.ndarray:
@@ -172,6 +178,11 @@ def nabf_maps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength √(gh² + gv²) (kernels already /8: tie-exact) and α = atan(gv/gh), 0 where both are 0."""
     gv = _correlate3(x, _NABF_V, "reflect")  # mirror without edge repetition
     gh = _correlate3(x, _NABF_H, "reflect")
+    return nabf_strength_angle(gv, gh)
+
+
+def nabf_strength_angle(gv: np.ndarray, gh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``analysis_nabf``'s g = √(gh² + gv²) and α = atan(gv/gh), 0 where both responses are exactly 0."""
     g = np.sqrt(gh * gh + gv * gv)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where((gv == 0) & (gh == 0), 0.0, np.arctan(gv / gh))
@@ -255,11 +266,11 @@ def _mef_scale_reference(x1: np.ndarray, x2: np.ndarray) -> dict:
             "sigma_r": sigma_r}
 
 
-def mef_ms_ssim_reference(src1: np.ndarray, src2: np.ndarray) -> list[dict]:
-    """Source-only part of MEF-MS-SSIM for two 2-D 0–255 float64 sources, all three scales."""
+def mef_ms_ssim_reference(src1: np.ndarray, src2: np.ndarray, levels: int = len(MEF_WEIGHTS)) -> list[dict]:
+    """Source-only part of MEF-MS-SSIM for two 2-D 0–255 float64 sources, the first ``levels`` scales."""
     x1, x2 = src1 - 128.0, src2 - 128.0
     scales = []
-    for level in range(len(MEF_WEIGHTS)):
+    for level in range(levels):
         if level:
             x1, x2 = _mef_downsample(x1), _mef_downsample(x2)
         scales.append(_mef_scale_reference(x1, x2))
@@ -268,6 +279,13 @@ def mef_ms_ssim_reference(src1: np.ndarray, src2: np.ndarray) -> list[dict]:
 
 def mef_ms_ssim(reference: list[dict], fused: np.ndarray) -> float:
     """Π_l Q_l^{w_l}, Q_l = mean of (2σ_rf + C)/(σ_r² + σ_f² + C) over 'valid' 11×11 windows, C = (0.03·255)²."""
+    qs = mef_ssim_scales(reference, fused)
+    with np.errstate(invalid="ignore"):
+        return float(np.prod(np.power(np.array(qs), MEF_WEIGHTS)))
+
+
+def mef_ssim_scales(reference: list[dict], fused: np.ndarray) -> list[float]:
+    """Q_l of every scale in ``reference``: Q_0 alone is ``mef_ssim`` (the 2022 toolbox's "SSIM")."""
     c = (MEF_K * 255) ** 2
     f = fused - 128.0
     qs = []
@@ -279,8 +297,7 @@ def mef_ms_ssim(reference: list[dict], fused: np.ndarray) -> float:
         cov = ref["b1"] * (_gauss_valid(ref["x1"] * f) - ref["g1"] * gf)
         cov += ref["b2"] * (_gauss_valid(ref["x2"] * f) - ref["g2"] * gf)
         qs.append(float(np.mean((2 * cov + c) / (ref["sigma_r"] + sigma_f + c))))
-    with np.errstate(invalid="ignore"):
-        return float(np.prod(np.power(np.array(qs), MEF_WEIGHTS)))
+    return qs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -289,11 +306,11 @@ def _fused(reader: Reader, fused: np.ndarray) -> np.ndarray:
     return reader.grey(fused)
 
 
-def _source_pairs(reader: Reader, sources: Sources, name: str, fn) -> list:
-    """``[(fn(IR_i), fn(VI_i))]`` over the batch, memoised per convention (float64 0–255)."""
+def _source_pairs(reader: Reader, sources: Sources, name: str, fn, unit: float = 1) -> list:
+    """``[(fn(IR_i), fn(VI_i))]`` over the batch, memoised per convention (float64, :func:`floats` of ``unit``)."""
 
     def compute():
-        return [(fn(f64(a)), fn(f64(b))) for a, b in zip(*reader.sources(sources), strict=True)]
+        return [(fn(floats(a, unit)), fn(floats(b, unit))) for a, b in zip(*reader.sources(sources), strict=True)]
 
     return reader.memo(sources, name, compute)
 
@@ -312,9 +329,9 @@ def compute_sd(reader: Reader):
     return compute
 
 
-def compute_sf(reader: Reader):
+def compute_sf(reader: Reader, unit: float = 1):
     def compute(sources, fused):
-        return spatial_frequency(f64(_fused(reader, fused)))
+        return spatial_frequency(floats(_fused(reader, fused), unit))
 
     return compute
 
@@ -362,32 +379,36 @@ def compute_psnr(reader: Reader, offset_bug: bool):
     return compute
 
 
-def compute_cc(reader: Reader):
+def compute_cc(reader: Reader, unit: float = 1):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        f = f64(_fused(reader, fused))
-        return (pearson(f64(ir), f) + pearson(f64(vi), f)) / 2
+        f = floats(_fused(reader, fused), unit)
+        return (pearson(floats(ir, unit), f) + pearson(floats(vi, unit), f)) / 2
 
     return compute
 
 
-def compute_scd(reader: Reader):
+def compute_scd(reader: Reader, unit: float = 1):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        a, b, f = f64(ir), f64(vi), f64(_fused(reader, fused))
+        a, b, f = floats(ir, unit), floats(vi, unit), floats(_fused(reader, fused), unit)
         return pearson(f - b, a) + pearson(f - a, b)
 
     return compute
 
 
-def compute_vif(reader: Reader):
+def compute_vif(reader: Reader, uint8_products: bool = False):
+    """``uint8_products``: the 2022 toolbox's ``vifp_mscale(uint8, uint8)``, first-scale products saturated."""
+    sat = {"uint8_products": uint8_products}
+
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        refs = reader.memo(sources, "vif_reference", lambda: (vifp_reference(f64(ir)), vifp_reference(f64(vi))))
-        pyramid = vifp_distorted(f64(_fused(reader, fused)))
+        refs = reader.memo(sources, "vif_reference",
+                           lambda: (vifp_reference(f64(ir), **sat), vifp_reference(f64(vi), **sat)))
+        pyramid = vifp_distorted(f64(_fused(reader, fused)), **sat)
         total = 0.0
         for ref in refs:
-            num, den = vifp_terms(ref, pyramid)
+            num, den = vifp_terms(ref, pyramid, **sat)
             with np.errstate(invalid="ignore", divide="ignore"):
                 total = total + num / den  # NaN if den = 0 (a flat source)
         return total
@@ -395,25 +416,27 @@ def compute_vif(reader: Reader):
     return compute
 
 
-def compute_qabf(reader: Reader, equal_is_one: bool):
+def compute_qabf(reader: Reader, equal_is_one: bool, unit: float = 1, maps=sobel_strength_angle):
+    """``maps``: (g, α) of a float64 batch; the 2022 toolbox needs its own (Octave's ``conv2`` order on x/255)."""
+
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        m_ir, m_vi = reader.memo(sources, "qabf_maps",
-                                 lambda: (sobel_strength_angle(f64(ir)), sobel_strength_angle(f64(vi))))
-        return qabf_combine(m_ir, m_vi, sobel_strength_angle(f64(_fused(reader, fused))), equal_is_one)
+        m_ir, m_vi = reader.memo(sources, "qabf_maps", lambda: (maps(floats(ir, unit)), maps(floats(vi, unit))))
+        return qabf_combine(m_ir, m_vi, maps(floats(_fused(reader, fused), unit)), equal_is_one)
 
     return compute
 
 
-def compute_nabf(reader: Reader, tang_order: bool):
-    """``tang_order``: ``analysis_nabf(IR, VI, F)`` — IR as the fused image, (VI, F) as sources."""
+def compute_nabf(reader: Reader, tang_order: bool, unit: float = 1, maps=nabf_maps):
+    """``tang_order``: ``analysis_nabf(IR, VI, F)`` — IR as the fused image, (VI, F) as sources. ``maps``: (g, α)
+    of one 2-D float64 frame (:func:`nabf_maps`; the 2022 toolbox's [0, 1] data needs Octave's summation order)."""
 
     def compute(sources, fused):
-        maps = _source_pairs(reader, sources, "nabf_maps", nabf_maps)
-        f = f64(_fused(reader, fused))
+        source_maps = _source_pairs(reader, sources, "nabf_maps", maps, unit)
+        f = floats(_fused(reader, fused), unit)
         out = []
-        for (m_ir, m_vi), x in zip(maps, f, strict=True):
-            m_f = nabf_maps(x)
+        for (m_ir, m_vi), x in zip(source_maps, f, strict=True):
+            m_f = maps(x)
             out.append(nabf_score(m_ir, m_vi, m_f) if tang_order else nabf_score(m_f, m_ir, m_vi))
         return np.array(out)
 
@@ -436,17 +459,23 @@ def compute_ssim(reader: Reader, dynamic_range: float):
     return compute
 
 
-def compute_mef_ms_ssim(reader: Reader):
-    least = _MEF_W * 2 ** (len(MEF_WEIGHTS) - 1)
+def compute_mef_ms_ssim(reader: Reader, levels: int = len(MEF_WEIGHTS)):
+    """MEF-MS-SSIM over 3 scales, or with ``levels=1`` the single-scale ``mef_ssim`` (the 2022 toolbox's SSIM)."""
+    least = _MEF_W * 2 ** (levels - 1)
+    name = "mef_ms_ssim" if levels > 1 else "ssim"
 
     def compute(sources, fused):
         if min(fused.shape[1:3]) < least:  # the toolbox returns -Inf here
-            raise MetricError(f"mef_ms_ssim@{reader.convention}: frames {fused.shape[1]}×{fused.shape[2]} are "
-                              f"too small for 3 scales of 11×11 windows (need ≥ {least} px on the shorter side)")
+            raise MetricError(f"{name}@{reader.convention}: frames {fused.shape[1]}×{fused.shape[2]} are "
+                              f"too small for {levels} scale(s) of 11×11 windows (need ≥ {least} px on the "
+                              f"shorter side)")
         ir, vi = reader.sources(sources)
-        refs = reader.memo(sources, "mef_ms_ssim_reference",
-                           lambda: [mef_ms_ssim_reference(f64(a), f64(b)) for a, b in zip(ir, vi, strict=True)])
-        return np.array([mef_ms_ssim(r, x) for r, x in zip(refs, f64(_fused(reader, fused)), strict=True)])
+        refs = reader.memo(sources, f"mef_ssim_reference_{levels}", lambda: [
+            mef_ms_ssim_reference(f64(a), f64(b), levels) for a, b in zip(ir, vi, strict=True)])
+        f = f64(_fused(reader, fused))
+        if levels == 1:
+            return np.array([mef_ssim_scales(r, x)[0] for r, x in zip(refs, f, strict=True)])
+        return np.array([mef_ms_ssim(r, x) for r, x in zip(refs, f, strict=True)])
 
     return compute
 
@@ -488,7 +517,7 @@ def fmi_score(a: np.ndarray, b: np.ndarray, f: np.ndarray, reuse_normalised: boo
     return float(np.mean((fmi_values(a, f, eq_af) + fmi_values(b, f, eq_bf)) / 2))
 
 
-def compute_fmi(reader: Reader, kind: str, reuse_normalised: bool):
+def compute_fmi(reader: Reader, kind: str, reuse_normalised: bool, unit: float = 1):
     feature = fmi_feature(kind)
 
     def windows(x: np.ndarray) -> np.ndarray:
@@ -497,8 +526,8 @@ def compute_fmi(reader: Reader, kind: str, reuse_normalised: bool):
     def compute(sources, fused):
         if min(fused.shape[1:3]) < 3:
             raise MetricError(f"fmi@{reader.convention}: frames {fused.shape[1]}×{fused.shape[2]} hold no 3×3 window")
-        pairs = _source_pairs(reader, sources, f"fmi_{kind}_windows", windows)
-        f = f64(_fused(reader, fused))
+        pairs = _source_pairs(reader, sources, f"fmi_{kind}_windows", windows, unit)
+        f = floats(_fused(reader, fused), unit)
         return np.array([fmi_score(a, b, windows(x), reuse_normalised) for (a, b), x in zip(pairs, f, strict=True)])
 
     return compute
