@@ -65,3 +65,32 @@ def submitter(writer: int, folders: list[str], protocol: str, leaderboard_dir: s
         queue.put((writer, outcomes, None))
     except BaseException:  # noqa: B036 - report everything to the parent, which fails the test
         queue.put((writer, outcomes, traceback.format_exc()))
+
+
+def reference_record(leaderboard_dir: Path, protocol: Path, method: str, donor: str, root=None) -> str:
+    """A record of a toolkit reference method (``ir``, ``vi``, ``average``): `m3svd evaluate --method` rows under a
+    manifest modelled on the record ``donor`` (same protocol), with fresh file hashes. `m3svd submit` cannot make
+    one (it refuses copies of a source), which is why the leaderboard marks these rows as references."""
+    import json
+    import shutil
+
+    from m3svd import protocols
+    from m3svd.evaluate import MethodSpec, evaluate
+    from m3svd.files import sha256_file
+    from m3svd.leaderboard.schema import read_manifest, submissions_dir
+
+    base = submissions_dir(leaderboard_dir)
+    manifest = read_manifest(base / donor)
+    record_id = f"{manifest['submitted_at'][:10]}-reference-{method}"
+    run = base.parent / f".run-{method}"
+    evaluate(protocols.load(str(protocol)), run, method=MethodSpec(method), root=root)
+    target = base / record_id
+    target.mkdir()
+    for file in ("results.parquet", "summary.parquet", "run.json"):
+        shutil.copy(run / file, target / file)
+    shutil.rmtree(run)
+    manifest.update(id=record_id, name=method.upper() if method in ("ir", "vi") else method.capitalize(),
+                    fused_sha256=f"reference:{method}", clips={},
+                    files={f: sha256_file(target / f) for f in ("results.parquet", "summary.parquet", "run.json")})
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return record_id

@@ -9,6 +9,7 @@ only records of complete protocol runs are admitted.
 What orders a protocol's table is the protocol's own ``[ranking]`` (stored in each record's manifest at submit):
 per metric, rank 1 = best; a value undefined for a method (non-finite, or undefined on any frame) ranks it last on
 that metric and still counts in its score; the score is the weighted mean rank over the declared ranking metrics.
+Reference rows (the toolkit's ``ir``, ``vi`` and ``average`` methods) are shown beside the entries but take no rank.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from m3svd.leaderboard.schema import (
     OVERALL,
+    REFERENCE_METHODS,
     TABLE,
     TABLE_COLUMNS,
     LeaderboardError,
@@ -165,6 +167,7 @@ def _rows(manifest: dict, results, summary, ambiguous: bool):
         "protocol": protocol["key"], "protocol_id": protocol["id"], "protocol_version": protocol["version"],
         "protocol_sha256": protocol["sha256"], "submission": manifest["id"], "method": manifest["name"],
         "label": f"{manifest['name']} [{manifest['id'][-12:-4]}]" if ambiguous else manifest["name"],
+        "reference": is_reference(results),
         "toolkit_version": first["toolkit_version"], "method_version": first["method_version"],
         "weights_sha256": meta.get("weights_sha256") or "", "training_data": meta.get("training_data") or "",
         "trained_on_m3svd_train": _tristate(meta.get("trained_on_m3svd_train")), "paper": meta.get("paper") or "",
@@ -179,18 +182,30 @@ def _rows(manifest: dict, results, summary, ambiguous: bool):
     return rows.iloc[np.lexsort((rows["metric"].map(order), rows["clip"], overall_first))].reset_index(drop=True)
 
 
+def is_reference(results) -> bool:
+    """Whether a record's frames came from a reference method run by the toolkit (not from a submitted folder)."""
+    sources = set(results["source"]) if "source" in results else set()
+    methods = set(results["method"]) if "method" in results else set()
+    return sources == {"method"} and len(methods) == 1 and next(iter(methods)) in REFERENCE_METHODS
+
+
 def _tristate(value) -> str:
     return {True: "yes", False: "no"}.get(value, "unstated")
 
 
 def _ranked(table, rankings: dict[str, Ranking]):
     """Per protocol × clip × metric: rank 1 = best, ties share the better rank, undefined values rank last (below
-    every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score."""
+    every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score.
+    Reference rows take no part: no rank, score or position, and the entries' ranks are as if they were absent."""
+    if "reference" not in table:
+        table = table.assign(reference=False)
     if table.empty:
         return table.assign(group="", weight=0.0, group_score=np.nan, score=np.nan, position=np.nan)
+    table = table.reset_index(drop=True)
+    entry = ~table["reference"].astype(bool).to_numpy()
     defined = np.isfinite(table["value"].to_numpy(float)) & (table["undefined"].fillna(0).to_numpy() == 0)
     ranks = np.full(len(table), np.nan)
-    for _, group in table.groupby(["protocol", "clip", "metric"], sort=False):
+    for _, group in table[entry].groupby(["protocol", "clip", "metric"], sort=False):
         higher = bool(group["higher_is_better"].iloc[0])
         ok = defined[group.index]
         ranks[group.index[ok]] = group["value"][ok].rank(method="min", ascending=not higher).to_numpy()
@@ -200,7 +215,7 @@ def _ranked(table, rankings: dict[str, Ranking]):
         here = table["protocol"] == key
         table.loc[here, "group"] = table.loc[here, "metric"].map(ranking.group_of()).fillna("")
         table.loc[here, "weight"] = table.loc[here, "metric"].map(ranking.weights()).fillna(0.0)
-        overall = table[here & (table["clip"] == OVERALL)]
+        overall = table[here & (table["clip"] == OVERALL) & entry]
         submissions = list(dict.fromkeys(overall["submission"]))
         # a ranking metric a record lacks altogether counts as undefined: last
         grid = overall.pivot_table(index="submission", columns="metric", values="rank").reindex(

@@ -22,16 +22,21 @@ TABLE = "leaderboard.parquet"
 REPORTED = "reported.csv"
 RECORD_FILES = ("results.parquet", "summary.parquet", "run.json", "manifest.json")
 OVERALL = "__all__"  # the clip value of rows that average over clips
+# Toolkit methods that only pass a source through (or average the two): shown beside the entries as references to
+# beat, never ranked among them. A record is a reference when its frames came from one of these methods run by the
+# toolkit (results' source "method"), never because of the display name a submitter chose.
+REFERENCE_METHODS = ("ir", "vi", "average")
 
 # leaderboard.parquet, long format: one row per protocol × submission × clip (or OVERALL) × metric.
 # rank: 1 = best on that metric (an undefined value ranks last); group, weight: the metric's ranking group and share
 # of the score (""/0 when the protocol's [ranking] leaves it out); group_score: the submission's mean rank over that
 # group; score: the weighted mean rank over the ranking metrics (lower is better); position: the order by score.
 # undefined: frames on which the metric was undefined. score, group_score and position are on OVERALL rows only.
+# reference: a row of a REFERENCE_METHODS record; it has no rank, score or position and shifts no entry's.
 TABLE_COLUMNS = [
-    "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "clip",
-    "metric", "convention", "metric_version", "kind", "higher_is_better", "value", "ci_low", "ci_high", "frames",
-    "undefined", "clips", "rank", "group", "weight", "group_score", "score", "position", "toolkit_version",
+    "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "reference",
+    "clip", "metric", "convention", "metric_version", "kind", "higher_is_better", "value", "ci_low", "ci_high",
+    "frames", "undefined", "clips", "rank", "group", "weight", "group_score", "score", "position", "toolkit_version",
     "method_version", "weights_sha256", "training_data",
     "trained_on_m3svd_train", "paper", "code", "submitted_at", "evaluated_by", "results_sha256", "fused_sha256",
 ]
