@@ -65,3 +65,16 @@ def submitter(writer: int, folders: list[str], protocol: str, leaderboard_dir: s
         queue.put((writer, outcomes, None))
     except BaseException:  # noqa: B036 - report everything to the parent, which fails the test
         queue.put((writer, outcomes, traceback.format_exc()))
+
+
+def reference_record(leaderboard_dir: Path, protocol: Path, method: str, root=None) -> str:
+    """A reference record of a toolkit method (``ir``, ``vi``, ``average``): its frames fused by the toolkit and
+    submitted with ``reference=True`` (shown apart, never ranked, not refused as a copy of a source)."""
+    from m3svd import protocols
+    from m3svd.evaluate import MethodSpec, fuse
+    from m3svd.leaderboard import submit
+
+    loaded = protocols.load(str(protocol))
+    folder = fuse(loaded, MethodSpec(method), Path(leaderboard_dir).parent / f"fused-{method}", root=root)
+    name = method.upper() if method in ("ir", "vi") else method.capitalize()
+    return submit(folder, name, loaded, root=root, leaderboard_dir=leaderboard_dir, reference=True).id

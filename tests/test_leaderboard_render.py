@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from leaderboard_kit import blend, short_protocol, write_frames
+from leaderboard_kit import blend, reference_record, short_protocol, write_frames
+from synthetic import protocol_file
 
 from m3svd.cli import main
 from m3svd.leaderboard import LeaderboardError, build, load_reported, render, render_reported, submit, write_site
+from m3svd.leaderboard.figures import bootstrap_positions
 from m3svd.leaderboard.render import REPORTED_LABEL, reported_groups
 from m3svd.leaderboard.schema import OVERALL
 
@@ -30,6 +34,29 @@ def board(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
         submit(write_frames(base / name, blend(weight)), name, protocol, leaderboard_dir=lb,
                metadata={"paper": "https://example.org/paper", "training_data": "none"})
     return lb, build(lb)
+
+
+WIDE_NAMES = {0.3: "A very long method name that keeps going (variant 2)", 0.6: "Mix"}
+
+
+@pytest.fixture(scope="module")
+def with_references(tmp_path_factory):
+    """A protocol of 11 image and 2 temporal metrics (4 of them ranked): two entries, one with a long name, then
+    reference records of the toolkit's ``average`` and ``ir``. Returns (lb, table before, table after, fused)."""
+    base = tmp_path_factory.mktemp("refs")
+    protocol = protocol_file(base / "wide.toml", id="wide-sample", layouts=["sample"], folders=["sample"], split=None,
+                             image=["en", "sd", "sf", "ag", "mi", "scd", "qabf", "nabf", "ssim", "psnr", "cc"],
+                             temporal=["flicker", "tgf"],
+                             ranking='[ranking.groups]\ninformation = {metrics = ["mi"], weight = 1}\n'
+                                     'structure = {metrics = ["qabf", "ssim"], weight = 1}\n'
+                                     'temporal = {metrics = ["tgf"], weight = 1}')
+    lb, fused = base / "lb", base / "fused"
+    for weight, name in WIDE_NAMES.items():
+        submit(write_frames(fused / name, blend(weight)), name, protocol, leaderboard_dir=lb)
+    plain = build(lb)
+    for method in ("average", "ir"):
+        reference_record(lb, protocol, method)
+    return lb, plain, build(lb), fused
 
 
 def _order(table) -> list[str]:
@@ -117,17 +144,47 @@ def test_cli_leaderboard_formats_build_and_reported(board, tmp_path, capsys):
     assert "no leaderboard folder" in capsys.readouterr().err
 
 
+def test_reference_rows_are_marked_and_never_ranked(with_references):
+    _, plain, refs, _ = with_references
+    overall = refs[refs["clip"] == OVERALL]
+    marked = overall.drop_duplicates("submission").set_index("method")["reference"]
+    assert marked.to_dict() == {**{n: False for n in WIDE_NAMES.values()}, "Average": True, "IR": True}
+    assert overall[overall["reference"]][["rank", "score", "position"]].isna().all().all()
+    columns = ["rank", "score", "position"]
+    before = plain[plain["clip"] == OVERALL].set_index(["submission", "metric"])[columns].sort_index()
+    after = overall[~overall["reference"]].set_index(["submission", "metric"])[columns].sort_index()
+    pd.testing.assert_frame_equal(after, before)  # references shift no entry's rank
+    lines = render(refs, "table").splitlines()
+    assert "2 verified submission(s) + 2 reference row(s) (ref, not ranked)" in lines[0]
+    assert [line.split()[:2] for line in lines[-2:]] == [["ref", "Average"], ["ref", "IR"]]
+    doc = json.loads(render(refs, "json"))[0]["rows"]
+    assert [(r["position"], r["reference"]) for r in doc] == [(1, False), (2, False), (None, True), (None, True)]
+
+
+def test_bootstrap_without_resampling_gives_the_tables_order(with_references):
+    _, _, table, _ = with_references
+    submissions, labels, counts = bootstrap_positions(table, "wide-sample@1", resamples=[[0], [0], [0]])
+    first = table[(table["clip"] == OVERALL) & ~table["reference"]].drop_duplicates("submission")
+    assert labels == _order(first) and counts.sum(axis=1).tolist() == [3, 3]
+    positions = first.set_index("submission")["position"]
+    assert [int(np.argmax(row)) + 1 for row in counts] == [int(positions[s]) for s in submissions]
+
+
 def test_site_is_self_contained_and_refuses_foreign_folders(board, tmp_path):
     lb, table = board
     site = write_site(table, tmp_path / "site", lb, reported=load_reported(REPO_LEADERBOARD))
-    pages = [site / "index.html", site / "reported.html", *sorted((site / "methods").glob("*.html"))]
-    assert len(pages) == 2 + 3
+    pages = [site / "index.html", site / "reported.html", *sorted((site / "methods").glob("*.html")),
+             *sorted((site / "cards").glob("*.html"))]
+    assert len(pages) == 2 + 3 + 3
     for page in pages:
         text = page.read_text()
         assert "<script src" not in text and "stylesheet" not in text and 'src="http' not in text
+    assert "Entropy of the uint8 grey fused frame" in (site / "cards" / "en.html").read_text()  # metrics/cards/en.md
     images = sorted((site / "img" / "short-sample-1").glob("*.png"))
-    assert [p.name for p in images] == sorted(f"{k}{m}.png" for k in ("", "clips-") for m in ("en", "sd", "nabf"))
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
+    assert [p.name for p in images] == sorted(["rank-stability.png"] + [f"frames-{m}.png" for m in ("en", "sd",
+                                                                                                       "nabf")])
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size < 200_000 for p in images)
+    assert "qualitative strip: records keep hashes, not frames" in (site / "index.html").read_text()
     write_site(table, site, lb)  # a site is replaced as a whole
     foreign = tmp_path / "docs"
     foreign.mkdir()
@@ -155,36 +212,43 @@ def _browser():
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
-def test_page_in_headless_chromium(board, tmp_path):
+def test_page_in_headless_chromium(board, with_references, tmp_path):
     from selenium.webdriver.common.by import By
 
     lb, table = board
     site = write_site(table, tmp_path / "site", lb, reported=load_reported(REPO_LEADERBOARD))
+    wide_lb, _, refs, fused = with_references
+    wide = write_site(refs, tmp_path / "wide", wide_lb, root="sample", fused=fused)
     driver = _browser()
     try:
         def severe():
             return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
-        def methods():
-            return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.sortable tbody tr td:nth-child(2) a")]
+        def methods(table="table.main"):
+            return [a.text for a in driver.find_elements(By.CSS_SELECTOR,
+                                                         f"{table} tbody:first-of-type tr td:nth-child(2) a")]
+
+        def loaded_images():
+            return driver.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
 
         driver.get((site / "index.html").as_uri())
         assert driver.title == "m3svd leaderboard"
         assert severe() == []
         assert methods() == _order(table)  # every submitted method, best score first
-        headers = {th.text: th for th in driver.find_elements(By.CSS_SELECTOR, "table.sortable thead th")}
+        headers = {th.text: th for th in driver.find_elements(By.CSS_SELECTOR, "table.main thead th[data-col]")}
         assert list(headers) == ["#", "method", "score ↓", "en ↑", "sd ↑", "nabf ↓"]
         headers["method"].click()
         assert methods() == sorted(NAMES.values())
         headers["method"].click()
         assert methods() == sorted(NAMES.values(), reverse=True)
-        headers["sd ↑"].click()  # a higher-is-better column sorts best first
+        headers["sd ↑"].find_element(By.CLASS_NAME, "dir").click()  # a higher-is-better column sorts best first
         overall = table[(table["clip"] == OVERALL) & (table["metric"] == "sd")]
         assert methods() == list(overall.sort_values("value", ascending=False)["label"])
         assert headers["sd ↑"].get_attribute("aria-sort") == "descending"
-        loaded = driver.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
-        assert len(loaded) == 6 and all(loaded)
-        driver.save_screenshot(str(tmp_path / "index.png"))
+        assert len(loaded_images()) == 4 and all(loaded_images())  # rank stability, 3 per-frame curves
+        headers["en ↑"].find_element(By.LINK_TEXT, "en").click()  # the metric's name opens its card
+        assert driver.title == "metric card: en" and "Entropy" in driver.find_element(By.CSS_SELECTOR, "pre").text
+        driver.back()
         driver.find_element(By.LINK_TEXT, "Alpha").click()
         provenance = driver.find_element(By.ID, "provenance").text
         record = table[table["method"] == "Alpha"]["submission"].iloc[0]
@@ -196,5 +260,35 @@ def test_page_in_headless_chromium(board, tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, "section.reported table")) == len(
             reported_groups(load_reported(REPO_LEADERBOARD)))
         assert severe() == []
+
+        # 13 metrics, a long name, reference rows and every figure, at 1280 px
+        driver.get((wide / "index.html").as_uri())
+        assert severe() == []
+        assert [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table.main thead th[data-col]")] == [
+            "#", "method", "score ↓", "mi ↑", "qabf ↑", "ssim ↑", "tgf ↓"]
+        references = driver.find_elements(By.CSS_SELECTOR, "table.main tbody.references tr.reference")
+        assert [r.text.split()[:2] for r in references] == [["ref", "Average"], ["ref", "IR"]]
+        driver.find_element(By.CSS_SELECTOR, "details.others summary").click()
+        others = driver.find_element(By.CSS_SELECTOR, "table.others")
+        assert others.is_displayed() and len(others.find_elements(By.CSS_SELECTOR, "thead th[data-col]")) == 2 + 9
+        page = driver.execute_script("return [document.documentElement.scrollWidth, "
+                                     "document.documentElement.clientWidth]")
+        assert page[0] <= page[1] <= 1280, page  # no horizontal overflow of the page
+        box = driver.execute_script("var s = document.querySelector('details.others .scroll'); "
+                                    "return [s.scrollWidth, s.clientWidth]")
+        assert box[0] > box[1], box  # the wide section scrolls inside its own container
+        cells = driver.find_elements(By.CSS_SELECTOR, "table.main tbody:first-of-type td small.ci")
+        assert len(cells) == 2 * 4 and all(c.text.startswith("[") for c in cells)  # intervals shown
+        images = driver.find_elements(By.CSS_SELECTOR, "figure img")
+        assert [i.get_attribute("src").rsplit("/", 1)[1] for i in images] == [
+            "strip.png", "rank-stability.png", "frames-mi.png", "frames-qabf.png", "frames-ssim.png", "frames-tgf.png"]
+        assert all(loaded_images()) and len(loaded_images()) == 6  # every figure loads (naturalWidth > 0)
+        assert driver.execute_script("return Math.max(...Array.from(document.images).map(i => "
+                                     "i.getBoundingClientRect().right))") <= page[1]
+        shot = os.environ.get("M3SVD_PAGE_SHOT")
+        if shot:  # the screenshot a reviewer looks at
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1280, height + 140)
+            driver.save_screenshot(shot)
     finally:
         driver.quit()

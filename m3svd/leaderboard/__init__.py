@@ -6,8 +6,9 @@ papers live apart, in ``reported.csv``, and never enter a ranking.
 """
 
 from m3svd.leaderboard.build import build
-from m3svd.leaderboard.render import load_reported, render, render_reported, write_site
+from m3svd.leaderboard.render import load_reported, render, render_reported
 from m3svd.leaderboard.schema import LeaderboardError, Metadata, MixError, SubmissionError
+from m3svd.leaderboard.site import write_site
 from m3svd.leaderboard.submit import Submission, submit
 from m3svd.leaderboard.validate import validate
 

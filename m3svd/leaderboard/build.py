@@ -9,6 +9,7 @@ only records of complete protocol runs are admitted.
 What orders a protocol's table is the protocol's own ``[ranking]`` (stored in each record's manifest at submit):
 per metric, rank 1 = best; a value undefined for a method (non-finite, or undefined on any frame) ranks it last on
 that metric and still counts in its score; the score is the weighted mean rank over the declared ranking metrics.
+Reference rows (the toolkit's ``ir``, ``vi`` and ``average`` methods) are shown beside the entries but take no rank.
 """
 
 from __future__ import annotations
@@ -188,17 +189,16 @@ def _tristate(value) -> str:
 def _ranked(table, rankings: dict[str, Ranking]):
     """Per protocol × clip × metric: rank 1 = best, ties share the better rank, undefined values rank last (below
     every defined one, all at the bottom rank). Per submission (overall rows): the protocol's weighted score.
-    Reference rows take no part: they are neither ranked nor counted in the others' ranks."""
+    Reference rows take no part: no rank, score or position, and the entries' ranks are as if they were absent."""
+    if "reference" not in table:
+        table = table.assign(reference=False)
     if table.empty:
         return table.assign(group="", weight=0.0, group_score=np.nan, score=np.nan, position=np.nan)
+    table = table.reset_index(drop=True)
+    entry = ~table["reference"].astype(bool).to_numpy()
     defined = np.isfinite(table["value"].to_numpy(float)) & (table["undefined"].fillna(0).to_numpy() == 0)
     ranks = np.full(len(table), np.nan)
-    import pandas as pd
-
-    # a reference row (a source, a trivial baseline) is neither ranked nor counted in the others' ranks
-    reference = (table["reference"] if "reference" in table else pd.Series(False, index=table.index)).astype(bool)
-    entries = table[~reference]
-    for _, group in entries.groupby(["protocol", "clip", "metric"], sort=False):
+    for _, group in table[entry].groupby(["protocol", "clip", "metric"], sort=False):
         higher = bool(group["higher_is_better"].iloc[0])
         ok = defined[group.index]
         ranks[group.index[ok]] = group["value"][ok].rank(method="min", ascending=not higher).to_numpy()
@@ -208,7 +208,7 @@ def _ranked(table, rankings: dict[str, Ranking]):
         here = table["protocol"] == key
         table.loc[here, "group"] = table.loc[here, "metric"].map(ranking.group_of()).fillna("")
         table.loc[here, "weight"] = table.loc[here, "metric"].map(ranking.weights()).fillna(0.0)
-        overall = table[here & (table["clip"] == OVERALL) & ~reference]
+        overall = table[here & (table["clip"] == OVERALL) & entry]
         submissions = list(dict.fromkeys(overall["submission"]))
         # a ranking metric a record lacks altogether counts as undefined: last
         grid = overall.pivot_table(index="submission", columns="metric", values="rank").reindex(

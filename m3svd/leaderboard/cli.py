@@ -83,7 +83,8 @@ def _metadata_file(path: Path) -> dict:
 
 def cmd_leaderboard(args) -> int:
     from m3svd.leaderboard.build import build
-    from m3svd.leaderboard.render import load_reported, protocols_in, render, render_reported, write_site
+    from m3svd.leaderboard.render import load_reported, protocols_in, render, render_reported
+    from m3svd.leaderboard.site import write_site
 
     folder = Path(args.dir_leaderboard)
     if not folder.is_dir():
@@ -105,7 +106,7 @@ def cmd_leaderboard(args) -> int:
     if args.protocol:
         table = table[table["protocol"].isin(protocols_in(table, args.protocol))]
     if args.html:
-        site = write_site(table, args.html, folder)
+        site = write_site(table, args.html, folder, cards=args.cards, root=args.root, fused=args.fused)
         print(f"wrote {site / 'index.html'}", file=sys.stderr)
     print(render(table, args.format, None))
     return 0
@@ -171,9 +172,11 @@ def add_commands(sub) -> None:
         description="Rank the verified records in LB/submissions/ per protocol by the score its [ranking] "
         "declares (weighted mean rank over its ranking metrics), with ↑/↓ and a rank per metric, "
         "refusing to mix protocol files, metric conventions or metric versions in one ranking. `build` also "
-        "writes LB/leaderboard.parquet (long format). --html DIR writes a self-contained static site (sortable "
-        "tables, per-metric and per-clip charts, one page per method with its provenance). --reported shows the "
-        "numbers copied from papers instead, labelled, never ranked with verified rows.",
+        "writes LB/leaderboard.parquet (long format). --html DIR writes a self-contained static site for every "
+        "protocol (sortable tables with CIs and per-metric ranks, reference rows apart, each metric linked to its "
+        "card; figures: rank stability under a bootstrap over clips, per-frame curves on video protocols, and a "
+        "qualitative strip when --root and --fused are given; one page per method with its provenance). "
+        "--reported shows the numbers copied from papers instead, labelled, never ranked with verified rows.",
     )
     lb.add_argument("action", nargs="?", choices=("build",), help="write LB/leaderboard.parquet too")
     lb.add_argument("--protocol", metavar="P", help="only this protocol (id or id@version)")
@@ -181,6 +184,12 @@ def add_commands(sub) -> None:
     lb.add_argument("--html", type=Path, metavar="DIR", help="also write the static site to DIR")
     lb.add_argument("--readme", type=Path, metavar="FILE", help="rewrite FILE's generated leaderboard section (the "
                     "top entries of each protocol, between its marker lines) from the table")
+    lb.add_argument("--cards", type=Path, metavar="DIR", help="metric cards copied into the site (default: "
+                    "metrics/cards of the source checkout)")
+    lb.add_argument("--root", type=Path, metavar="R", help="dataset folder, for the qualitative strips' IR and VIS "
+                    "frames")
+    lb.add_argument("--fused", type=Path, metavar="DIR", help="submitted frames for the qualitative strips: "
+                    "DIR/<submission id or name>/<clip>/<frame>.png (used only where their hashes equal the record's)")
     lb.add_argument("--reported", action="store_true", help="show the paper-reported table (not verified)")
     lb.add_argument("--dir", dest="dir_leaderboard", type=Path, default=Path("leaderboard"), metavar="LB",
                     help="leaderboard folder (default leaderboard)")

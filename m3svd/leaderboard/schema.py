@@ -22,13 +22,17 @@ TABLE = "leaderboard.parquet"
 REPORTED = "reported.csv"
 RECORD_FILES = ("results.parquet", "summary.parquet", "run.json", "manifest.json")
 OVERALL = "__all__"  # the clip value of rows that average over clips
+# Toolkit methods that only pass a source through (or average the two): shown beside the entries as references to
+# beat, never ranked among them. A record is a reference when its frames came from one of these methods run by the
+# toolkit (results' source "method"), never because of the display name a submitter chose.
 
 # leaderboard.parquet, long format: one row per protocol × submission × clip (or OVERALL) × metric.
 # rank: 1 = best on that metric (an undefined value ranks last); group, weight: the metric's ranking group and share
 # of the score (""/0 when the protocol's [ranking] leaves it out); group_score: the submission's mean rank over that
 # group; score: the weighted mean rank over the ranking metrics (lower is better); position: the order by score.
 # undefined: frames on which the metric was undefined. score, group_score and position are on OVERALL rows only.
-# reference: a reference row (a source or trivial baseline), shown apart and never ranked (rank and score empty).
+# reference: a reference row (a source or a trivial baseline, `m3svd submit --reference`); it has no rank, score or
+# position and shifts no entry's.
 # origin: where the fused frames come from (repository@commit path, or the toolkit command that made them).
 TABLE_COLUMNS = [
     "protocol", "protocol_id", "protocol_version", "protocol_sha256", "submission", "method", "label", "reference",

@@ -83,16 +83,24 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     for folder in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if folder.name not in expected:
             result.problems.append(f"{folder}: unexpected folder; protocol {protocol.key} has no clip {folder.name!r}")
-    clean = True
+    clean, mapped = True, []
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
         problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics),
-                                          reference=reference, published=published)
+                                          reference=reference, published=published, frames=protocol.frames)
         result.problems += problems
         result.lossy = result.lossy or bool(summary and summary.pop("lossy"))
+        mapped += summary.pop("mapped") if summary else []
         clean = clean and not problems
         if summary:
             result.clips[name] = summary
+    from m3svd.leaderboard import degenerate
+
+    if mapped and len(mapped) > degenerate.MAX_SOURCE_MAPPED_SHARE * result.frames:
+        result.problems += _capped(mapped) + [
+            f"{directory}: {len(mapped)} of {result.frames} frames are one source up to a grey-level mapping (more "
+            f"than {degenerate.MAX_SOURCE_MAPPED_SHARE:.0%}); a copy of one source is not a fusion"]
+        clean = False
     digest = hashlib.sha256()
     for name in present:
         if name in result.clips:
@@ -104,23 +112,29 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
 
 
 def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = False,
-                  published: set[str] | frozenset = frozenset()) -> tuple[list[str], dict | None]:
-    """Problems of one clip's folder, and (when every frame was readable) its hashes."""
+                  published: set[str] | frozenset = frozenset(), frames=(0, None)) -> tuple[list[str], dict | None]:
+    """Problems of one clip's folder, and (when every frame was readable) its hashes.
+
+    The folder holds every frame of the clip, or exactly the protocol's ``frames`` range (numbered as in the clip),
+    as `m3svd evaluate --predictions` reads it.
+    """
     from m3svd.leaderboard import degenerate
     n = len(clip)
     if not folder.is_dir():
         return [f"{folder}: missing; expected {n} fused frames for clip {clip.name}"], None
     files = list_images(folder)
+    start, stop = frames[0], n if frames[1] is None else min(frames[1], n)
+    first, n = (start, stop - start) if len(files) == stop - start < n else (0, n)
     problems = []
     others = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
               and p.suffix.lower() not in IMAGE_SUFFIXES]
     problems += _capped([f"{p}: not an image (expected PNG fused frames)" for p in others])
-    numbering, aligned = _numbering(folder, files, n)
+    numbering, aligned = _numbering(folder, files, n, first)
     problems += numbering
     height, width = clip.size
     streams = _input_streams(clip)
     copies = {label: {"bytes": True, "pixels": True} for label in streams}
-    frame_digests, file_digests, bad, degenerate_frames = [], [], [], []
+    frame_digests, file_digests, bad, degenerate_frames, mapped_frames = [], [], [], [], []
     fused_motion = source_motion = 0.0
     previous = None  # (fused grey, source greys) of the frame before
     lossy = False
@@ -147,16 +161,19 @@ def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = Fal
             for label, (read, sources) in streams.items():
                 flags = copies[label]
                 if flags["bytes"]:
-                    flags["bytes"] = i < len(sources) and _file_sha(sources[i]) == file_digests[-1]
+                    flags["bytes"] = first + i < len(sources) and _file_sha(sources[first + i]) == file_digests[-1]
                 if flags["pixels"] or label in GREY_SOURCES:
-                    seen[label] = read(i)
+                    seen[label] = read(first + i)
                 if flags["pixels"]:
                     flags["pixels"] = _near(fused, seen[label])
             fused_grey = degenerate.grey(fused)
             greys = {label: degenerate.grey(seen[label]) for label in GREY_SOURCES if label in seen}
-            problem = degenerate.frame_problem(path, fused_grey, greys)
+            problem = degenerate.constant_problem(path, fused_grey, greys)
             if problem:
                 degenerate_frames.append(problem)
+            mapped = None if problem else degenerate.mapped_source(path, fused_grey, greys)
+            if mapped:
+                mapped_frames.append(mapped)
             if previous is not None:
                 fused_motion = max(fused_motion, float(np.abs(fused_grey - previous[0]).mean()))
                 source_motion = max([source_motion] + [float(np.abs(g - previous[1][k]).mean())
@@ -183,12 +200,14 @@ def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = Fal
         "fused_sha256": hashlib.sha256("".join(frame_digests).encode()).hexdigest(),
         "files_sha256": hashlib.sha256("".join(file_digests).encode()).hexdigest(),
         "lossy": lossy,
+        "mapped": [] if reference else mapped_frames,
     }
     return problems, summary
 
 
-def _numbering(folder: Path, files: list[Path], n: int) -> tuple[list[str], bool]:
-    """Frames are named by number (``0.png``, ``000001.png``; counted from 0 or from 1) and cover the clip."""
+def _numbering(folder: Path, files: list[Path], n: int, first: int = 0) -> tuple[list[str], bool]:
+    """Frames are named by number (``0.png``, ``000001.png``; counted from 0 or from 1) and cover the clip, or the
+    ``n`` frames from ``first`` on."""
     problems = []
     numbers: dict[int, Path] = {}
     for path in files:
@@ -199,14 +218,15 @@ def _numbering(folder: Path, files: list[Path], n: int) -> tuple[list[str], bool
         if number in numbers:
             problems.append(f"{path}: frame {number} given twice (also {numbers[number].name})")
         numbers[number] = path
-    base = 1 if numbers and 0 not in numbers and 1 in numbers else 0
+    base = first + 1 if numbers and first not in numbers and first + 1 in numbers else first
     wanted = set(range(base, base + n))
     missing = sorted(wanted - set(numbers))
     extra = sorted(set(numbers) - wanted)
     width = len(files[0].stem) if files else 6
-    out = _capped([f"{folder}/{k:0{width}d}{files[0].suffix if files else '.png'}: missing (frame {k - base} of the "
-                   f"clip's {n}; found {len(files)} frames)" for k in missing])
-    out += _capped([f"{numbers[k]}: frame {k - base} is past the clip's last frame ({n - 1})" for k in extra])
+    out = _capped([f"{folder}/{k:0{width}d}{files[0].suffix if files else '.png'}: missing (frame {k - base + first} "
+                   f"of the clip's {n}; found {len(files)} frames)" for k in missing])
+    out += _capped([f"{numbers[k]}: frame {k - base + first} is past the clip's last frame ({first + n - 1})"
+                    for k in extra])
     problems = _capped(problems) + out
     return problems, not problems and len(files) == n
 
