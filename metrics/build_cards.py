@@ -163,7 +163,7 @@ def run_temporal_job(job: dict) -> list[tuple[str, str, int, str, float | None]]
     for name, frames in (("ir", ir), ("vi", vi), *fused.items()):
         with np.load(golden / f"flows_{name}.npz") as z:
             stored.add(frames, [z[f"fw_{i:04d}"] for i in range(9)], [z[f"bw_{i:04d}"] for i in range(9)])
-    sources = VideoSources(ir, vi, flow=stored)
+    sources = VideoSources(ir=ir, vi=vi, flow=stored)
     out = []
     rows = [r for r in _rows(golden / "temporal.csv") if r["frames"] != "mean" and r["metric"] in TEMPORAL_NAMES]
     for video in fused:
@@ -187,13 +187,13 @@ def run_job(job: dict) -> list[tuple[str, str, int, str, float | None]]:
     from m3svd.metrics import MetricError, Sources
 
     ir = read_image(Path(job["ir"]))
-    sources = Sources(to_grey(ir) if job["grey_ir"] else ir, read_image(Path(job["vi"])))
+    sources = Sources(ir=to_grey(ir) if job["grey_ir"] else ir, vi=read_image(Path(job["vi"])))
     out = []
     for item_id, fused_path, expected in job["fused"]:
         fused = read_image(Path(fused_path))
         for name, refs in sorted(expected.items()):
             try:
-                ours = float(metrics.get(name, job["convention"])(fused, sources=sources)[0])
+                ours = float(metrics.get(name, job["convention"])(fused, sources=sources))
             except MetricError:
                 ours = math.nan
             for column, ref in enumerate(refs):

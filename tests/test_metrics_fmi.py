@@ -112,6 +112,6 @@ def test_fmi_w_is_registered_in_both_conventions_and_scores_a_copy_of_the_source
     for convention in ("tang", "m3svd"):
         metric = metrics.get("fmi_w", convention)
         assert metric.higher_is_better and metric.value_range == (0.0, 1.0)
-        mixed = metric(fused, ir, vi)
+        mixed = metric(fused, ir=ir, vi=vi)
         assert mixed.shape == (2,) and np.all((0 < mixed) & (mixed < 1))
-        assert np.all(metric(ir, ir, ir) == 1.0)
+        assert np.all(metric(ir, ir=ir, vi=ir) == 1.0)

@@ -84,9 +84,9 @@ def test_model_files_load_from_env_or_weights_folder_and_give_the_fitted_scores(
     metric = metrics.get("niqe")
     assert metric.kind == "no-reference" and metric.lower_better
     uint8 = np.round(frame).astype(np.uint8)[None]
-    assert metric(uint8)[0] == pytest.approx(expected, rel=1e-12)  # no sources needed
+    assert metric(uint8) == pytest.approx(expected, rel=1e-12)  # no sources needed
     ir, vi = unseen.frames(0, 1)
-    assert metric(uint8, ir, vi)[0] == pytest.approx(expected, rel=1e-12)  # and ignored when given
+    assert metric(uint8, ir=ir, vi=vi) == pytest.approx(expected, rel=1e-12)  # and ignored when given
     np.savez(folder / "bad.npz", mu=np.zeros(36))
     monkeypatch.setenv(N.PARAMS_ENV, str(folder / "bad.npz"))
     with pytest.raises(MetricError, match="not a NIQE pristine model"):

@@ -205,8 +205,12 @@ _METRICS = [
      "Fix: a negative per-scale mean is clipped at 0 (MATLAB's power would be complex). Needs >= 161 px."),
 ]
 
+# the definitions Tang's toolbox shares, and psnr and ag whose fixes change them by an exact factor
+_CHECKED_ON_TANG = ("ag", "cc", "en", "mef_ms_ssim", "mse", "psnr", "scd", "sd", "sf", "vif")
 for _name, _compute, _hib, _range, _desc in _METRICS:
-    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_BASE}. {_desc}"))
+    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_BASE}. {_desc}",
+                    reference="Tang's toolbox run under GNU Octave (psnr, ag: the fix's exact factor undone); "
+                    "tests/test_metrics_m3svd.py" if _name in _CHECKED_ON_TANG else None))
 
 
 def niqe(sources, fused):
