@@ -225,4 +225,6 @@ register(Metric("niqe", CONVENTION, niqe, False, (0.0, math.inf), "1", "no-refer
                 "natural-scene statistics (2 scales, MATLAB imresize) from a pristine model read from a local "
                 "file ($M3SVD_NIQE_PARAMS or niqe_pris_params.npz in the weights folder; m3svd.metrics.niqe). "
                 "On the BT.601 grey frame, as the authors' release does on rgb2gray; basicsr and pyiqa default "
-                "to the Y of YCbCr, a different number for colour frames."))
+                "to the Y of YCbCr, a different number for colour frames.",
+                reference="basicsr 1.4.2 niqe() (float64 resize), a value recorded on one M3SVD frame; "
+                "tests/test_metrics_niqe.py"))
