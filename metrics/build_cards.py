@@ -350,7 +350,7 @@ def render_index(cards: dict, agreement: dict, tolerances: dict, meta: dict) -> 
              "|---|---|---|---|---|---|---|"]
     unchecked = sorted(n for n, entries in cards.items() if not any(m.reference for m in entries))
     if unchecked:
-        lines[-3:-3] = [f"{len(unchecked)} of {len(cards)} metric names have no reference comparison in any "
+        lines[-2:-2] = [f"{len(unchecked)} of {len(cards)} metric names have no reference comparison in any "
                         "convention: " + ", ".join(f"`{n}`" for n in unchecked) + ".", ""]
     for name, entries in sorted(cards.items()):
         worst, where, compared, ok = None, "", 0, True

@@ -1,6 +1,6 @@
 """The leaderboard's image metrics in torch: the ``m3svd`` convention on a GPU (or CPU), batched, same numbers.
 
-``TorchScorer(device="cuda").score(fused, ir, vi)`` returns the per-frame values of :data:`METRICS` — the
+``TorchScorer(device="cuda").score(fused, ir=ir, vi=vi)`` returns the per-frame values of :data:`METRICS` — the
 ``m3svd`` convention's definitions, recomputed with torch ops on ``N`` frames at once. In float64 it agrees
 with the numpy registry (``m3svd.metrics.get(name)``) to rounding (tests: relative 1e-9); float32 is faster
 on GPUs with slow float64 and deviates by the amounts ``tests/test_metrics_torch.py`` asserts and
