@@ -73,12 +73,12 @@ def metric_set(convention: str):
 def time_set(chosen, ir, vi, fused, warm: bool, repeat: int, threads: int = 1) -> float:
     """Best-of-``repeat`` seconds per frame for all of ``chosen`` on the batch."""
     best = float("inf")
-    src = Sources(ir, vi)
+    src = Sources(ir=ir, vi=vi)
     if warm:
         metrics.score(chosen, fused, src, threads=threads)
     for _ in range(repeat):
         if not warm:
-            src = Sources(ir, vi)
+            src = Sources(ir=ir, vi=vi)
         t = time.perf_counter()
         metrics.score(chosen, fused, src, threads=threads)
         best = min(best, time.perf_counter() - t)

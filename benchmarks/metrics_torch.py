@@ -56,7 +56,7 @@ def main() -> None:
     print(f"{n} frame pairs {ir.shape[1]}×{ir.shape[2]}, metrics: {', '.join(METRICS)}; torch threads "
           f"{torch.get_num_threads()}")
 
-    sources = Sources(ir, vi)
+    sources = Sources(ir=ir, vi=vi)
     reference = {m: metrics.get(m)(fused, sources=sources) for m in METRICS}  # warms the source memo
     numpy_s = best_of(args.repeat, lambda: [metrics.get(m)(fused, sources=sources) for m in METRICS])
     print(f"numpy registry         {n / numpy_s:9.1f} pairs/s   1.00×")
@@ -65,7 +65,7 @@ def main() -> None:
     for device in devices:
         for dtype in (torch.float64, torch.float32):
             scorer = TorchScorer(device=device, dtype=dtype)
-            chunks = [(scorer.sources(ir[a:a + args.batch], vi[a:a + args.batch]), fused[a:a + args.batch])
+            chunks = [(scorer.sources(ir=ir[a:a + args.batch], vi=vi[a:a + args.batch]), fused[a:a + args.batch])
                       for a in range(0, n, args.batch)]
             got = [scorer.score(f, sources=s) for s, f in chunks]  # warm-up, and the values to compare
             seconds = best_of(args.repeat, run, scorer, chunks, device)

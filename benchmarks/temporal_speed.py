@@ -60,7 +60,7 @@ def resnet_weights(path: str | None, tmp: Path) -> tuple[Path, str]:
 
 def one_pass(label, ir, vi, fused, cache_dir, weights, conventions) -> dict[str, float]:
     cache = fl.FlowCache(cache_dir)
-    src = tm.VideoSources(ir, vi, flow="dis", cache=cache, resnet18=weights)
+    src = tm.VideoSources(ir=ir, vi=vi, flow="dis", cache=cache, resnet18=weights)
     times = {}
     t = time.perf_counter()
     for which in ("ir", "vi"):

@@ -38,7 +38,33 @@ def _dataset_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def _ls_metrics(convention: str | None, names_only: bool) -> None:
+    """One row per registered metric; ``unchecked`` marks those no reference implementation was compared with."""
+    from m3svd import metrics
+
+    known = metrics.convention_names()
+    if convention is not None and convention not in known:
+        raise M3SVDError(f"ls metrics --convention: no convention {convention!r}; there are {', '.join(known)}"
+                         + did_you_mean(convention, known))
+    registered = metrics.list(convention)
+    if names_only:
+        print("\n".join(dict.fromkeys(m.name for m in registered)))
+        return
+    if not registered:
+        print(f"no metrics in m3svd {__version__} yet")
+    for m in registered:
+        direction = "higher better" if m.higher_is_better else "lower better"
+        checked = "checked" if m.reference else "unchecked"
+        print(f"  {m.name:<12} {m.convention:<8} {direction:<13} {checked:<9} {m.description}")
+    unchecked = sum(not m.reference for m in registered)
+    if unchecked:
+        print(f"{unchecked} of {len(registered)} unchecked: compared with no reference implementation (their metric "
+              "cards say so)")
+
+
 def cmd_ls(args) -> int:
+    if args.kind != "metrics" and (args.convention or args.names):
+        raise M3SVDError(f"ls {args.kind}: --convention and --names apply to `m3svd ls metrics` only")
     if args.kind == "datasets":
         rows = _dataset_rows()
         width = max(len(name) for name, _ in rows)
@@ -46,14 +72,7 @@ def cmd_ls(args) -> int:
         for name, text in rows:
             print(f"  {name:<{width}}  {text}")
     elif args.kind == "metrics":
-        from m3svd import metrics
-
-        registered = metrics.list()
-        if not registered:
-            print(f"no metrics in m3svd {__version__} yet")
-        for m in registered:
-            direction = "higher better" if m.higher_is_better else "lower better"
-            print(f"  {m.name:<12} {m.convention:<8} {direction:<13} {m.description}")
+        _ls_metrics(args.convention, args.names)
     elif args.kind == "methods":
         from m3svd import methods
 
@@ -320,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list datasets, protocols, methods or metrics",
                         description="List what this installation knows about.")
     ls.add_argument("kind", nargs="?", default="datasets", choices=LISTINGS, help="what to list (default: datasets)")
+    ls.add_argument("--convention", metavar="C", help="metrics: only those registered in convention C")
+    ls.add_argument("--names", action="store_true", help="metrics: metric names only, one per line")
     ls.set_defaults(func=cmd_ls)
 
     info = sub.add_parser("info", help="show the layout and clips of a dataset",

@@ -87,6 +87,18 @@ def test_ls_metrics_lists_conventions_and_direction(capsys):
     code, out, _ = run(capsys, "ls", "metrics")
     rows = [line.split()[:3] for line in out.splitlines()]
     assert code == 0 and ["qabf", "vifb", "higher"] in rows and ["mse", "m3svd", "lower"] in rows
+    checked = {(row[0], row[1]): row[4] for row in (line.split() for line in out.splitlines()) if len(row) > 4}
+    assert checked["qabf", "vifb"] == "checked" and checked["tgf", "m3svd"] == "unchecked"
+    assert out.splitlines()[-1].startswith("28 of 89 unchecked")
+
+
+def test_ls_metrics_filters_a_convention_and_prints_names_only(capsys):
+    code, out, _ = run(capsys, "ls", "metrics", "--convention", "vfbench", "--names")
+    assert code == 0 and out.split() == ["biswe", "mi", "ms2r", "qabf", "ssim", "vif"]
+    code, out, _ = run(capsys, "ls", "metrics", "--convention", "vfbench")
+    assert code == 0 and [line.split()[1] for line in out.splitlines()] == ["vfbench"] * 6
+    code, _, err = run(capsys, "ls", "metrics", "--convention", "vfbech")
+    assert code == 2 and "no convention 'vfbech'" in err and "did you mean 'vfbench'?" in err
 
 
 def test_info_shows_frame_count_mismatch(capsys, tmp_path):

@@ -77,7 +77,7 @@ def test_sample_run_writes_frames_once_rows_with_provenance_and_a_summary(tmp_pa
     assert len(written) == 32 and not list((tmp_path / "out").rglob("*.tmp"))
     assert np.array_equal(read_image(written[5]), expected[5])  # lossless
     en = rows[rows["metric"] == "en"].sort_values("frame")
-    assert np.allclose(en["value"], metrics.get("en")(expected, ir, vi))
+    assert np.allclose(en["value"], metrics.get("en")(expected, ir=ir, vi=vi))
     overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
     assert overall["mean"] == pytest.approx(en["value"].mean()) and overall["frames"] == 32
     stored = pd.read_parquet(tmp_path / "out" / "results.parquet")

@@ -42,7 +42,7 @@ def test_chunks_score_every_pair_once_like_the_whole_clip(tmp_path, monkeypatch)
     clip = open_dataset("sample").clip("sample", None, "clean")
     ir, vi = clip.frames(0, 12)
     fused = np.stack([read_image(p) for p in list_images(tmp_path / "chunked" / "fused" / "sample")])
-    sources = VideoSources(ir, vi)
+    sources = VideoSources(ir=ir, vi=vi)
     got = _values(chunked)
     for name in TEMPORAL:
         metric = metrics.get(name)

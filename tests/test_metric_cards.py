@@ -30,6 +30,8 @@ def test_quick_cards_for_two_metrics(tmp_path):
         assert all("| yes |" in row for row in rows), rows
     assert "| `m3svd` | — | 0 |" in card
     assert "lower is better" in (out / "mse.md").read_text()
+    assert "- `vifb`: checked against VIFB's MATLAB outputs; tests/test_metrics_vifb.py" in card
+    assert "- `m3svd`: **none** (`reference = None`)" in card and "**No reference comparison:**" not in card
     temporal = [line for line in (out / "flowd.md").read_text().splitlines() if "golden/temporal/temporal.csv" in line]
     assert [line.split(" | ")[0] for line in temporal] == ["| `m3svd`", "| `temcoco`"]
     assert all("| yes |" in line for line in temporal), temporal

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, batched
 from synthetic import noise_triplets
 
 from m3svd.data.frames import read_image, to_grey
@@ -49,11 +49,11 @@ def golden_run():
         by_sources[(item["ir_path"], item["vi_path"])].append(item)
     ours = {}
     for (ir_path, vi_path), group in by_sources.items():
-        src = Sources(to_grey(read_image(SHARED / ir_path)), read_image(SHARED / vi_path))
+        src = Sources(ir=to_grey(read_image(SHARED / ir_path)), vi=read_image(SHARED / vi_path))
         for item in group:
             fused = read_image(SHARED / item["fused_path"])
             for name in NAMES:
-                ours[(item["id"], name)] = float(get(name, CONVENTION)(fused, sources=src)[0])
+                ours[(item["id"], name)] = float(get(name, CONVENTION)(fused, sources=src))
     return ours, expected
 
 
@@ -129,7 +129,7 @@ def test_grey_conversion_is_the_opencv_float32_reader():
 def test_constant_fused_image():
     ir, vi, _ = noise_triplets()
     flat = np.full(ir.shape, 128, np.uint8)
-    src = Sources(ir, vi)
+    src = Sources(ir=ir, vi=vi)
     with pytest.raises(MetricError, match="undefined"):
         get("cc", CONVENTION)(flat, sources=src)
     with pytest.raises(MetricError, match="undefined"):  # peak max(F) = 0 → log10(0)
@@ -143,10 +143,10 @@ def test_constant_fused_image():
 
 def test_flat_sources_vif_maps_nan_to_one():
     ir, vi, fused = noise_triplets()
-    src = Sources(np.full_like(ir, 7), np.full_like(vi, 200))
+    src = Sources(ir=np.full_like(ir, 7), vi=np.full_like(vi, 200))
     assert np.array_equal(get("vif", CONVENTION)(fused, sources=src), [2.0, 2.0])  # 0/0 → 1.0 per source
     assert np.isfinite(get("qabf", CONVENTION)(fused, sources=src)).all()  # zero padding: edges at the border
-    black = Sources(np.zeros_like(ir), np.zeros_like(vi))
+    black = Sources(ir=np.zeros_like(ir), vi=np.zeros_like(vi))
     with pytest.raises(MetricError, match="undefined"):  # Σ(g_A + g_B) = 0
         get("qabf", CONVENTION)(fused, sources=black)
 
@@ -155,11 +155,13 @@ def test_mismatched_sizes_name_both_shapes():
     ir, vi, fused = noise_triplets()
     small = fused[:, :40, :50]
     with pytest.raises(MetricError, match=r"\(2, 40, 50, 3\).*\(2, 48, 64\)"):
-        get("qabf", CONVENTION)(small, ir, vi)
+        get("qabf", CONVENTION)(small, ir=ir, vi=vi)
     with pytest.raises(MetricError, match=r"\(2, 48, 64\).*\(2, 40, 50, 3\)"):
-        Sources(ir, vi[:, :40, :50])
-    with pytest.raises(MetricError, match="uint8"):
-        get("en", CONVENTION)(fused.astype(np.float32), ir, vi)
+        Sources(ir=ir, vi=vi[:, :40, :50])
+    with pytest.raises(MetricError, match=r"fused: values must lie in \[0, 1\].*pass the data_range"):
+        get("en", CONVENTION)(fused.astype(np.float32), ir=ir, vi=vi)  # 0-255 floats, data_range left at 1
+    assert np.array_equal(get("en", CONVENTION)(fused.astype(np.float32), ir=ir, vi=vi, data_range=255),
+                          get("en", CONVENTION)(fused, ir=ir, vi=vi))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -168,17 +170,19 @@ def test_grey_and_rgb_fused_agree(name):
     grey = fused[..., 1]
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     metric = get(name, CONVENTION)
-    assert np.array_equal(metric(grey, ir, vi), metric(rgb, ir, vi))
+    assert np.array_equal(metric(grey, ir=ir, vi=vi), metric(rgb, ir=ir, vi=vi))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_equals_single_calls_and_memo(name):
     ir, vi, fused = noise_triplets(n=3, seed=1)
     metric = get(name, CONVENTION)
-    src = Sources(ir, vi)
-    batch = metric(fused, sources=src)
-    single = np.array([metric(fused[i], ir[i], vi[i])[0] for i in range(3)])
-    np.testing.assert_allclose(batch, single, rtol=1e-13, atol=0)
+    src = Sources(ir=ir, vi=vi)
+    batch = metric(fused, sources=src)  # frame by frame
+    single = np.array([metric(fused[i], ir=ir[i], vi=vi[i]) for i in range(3)])
+    np.testing.assert_array_equal(batch, single)
+    np.testing.assert_allclose(batched(metric, fused, Sources(ir=ir, vi=vi)), batch, rtol=1e-13, atol=0)
+    assert len(set(batch)) == 3  # the frames really differ
     memo = src.memoised()
     again = metric(fused, sources=src)  # memoised source quantities reused, nothing recomputed
     assert np.array_equal(again, batch)

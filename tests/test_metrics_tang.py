@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, batched
 
 from m3svd import metrics
 from m3svd.data.frames import read_image, to_grey
@@ -65,9 +65,9 @@ def tang_results():
     errors = defaultdict(list)
     for item, expected in values.items():
         ir, vi, fused = read_item(items[item])
-        sources = Sources(ir, vi)
+        sources = Sources(ir=ir, vi=vi)
         for name, ref in expected.items():
-            ours = float(metrics.get(name, "tang")(fused, sources=sources)[0])
+            ours = float(metrics.get(name, "tang")(fused, sources=sources))
             errors[name].append((abs(ours - ref) / abs(ref), item, ours, ref))
     return errors
 
@@ -129,40 +129,41 @@ def test_constant_fused_is_undefined_for_correlation_not_silently_zero():
     ir, vi, fused = _scene()
     flat = np.full_like(fused, 90)
     with pytest.raises(MetricError, match="undefined"):
-        metrics.get("cc", "tang")(flat, ir, vi)
+        metrics.get("cc", "tang")(flat, ir=ir, vi=vi)
     for name in ("vif", "cc", "scd"):  # constant sources: no reference information, no correlation
         with pytest.raises(MetricError, match="undefined"):
-            metrics.get(name, "tang")(fused, np.full_like(ir, 50), np.full_like(vi, 50))
+            metrics.get(name, "tang")(fused, ir=np.full_like(ir, 50), vi=np.full_like(vi, 50))
     # zero-padded Sobel sees edges at the border of a constant image, so Qabf stays defined, as in MATLAB
-    assert np.isfinite(metrics.get("qabf", "tang")(fused, np.full_like(ir, 50), np.full_like(vi, 50))).all()
+    assert np.isfinite(metrics.get("qabf", "tang")(fused, ir=np.full_like(ir, 50), vi=np.full_like(vi, 50))).all()
     # metrics that are defined on a flat image give their true value, not an error
-    assert metrics.get("en", "tang")(flat, ir, vi).tolist() == [0.0, 0.0]
-    assert metrics.get("sd", "tang")(flat, ir, vi).tolist() == [0.0, 0.0]
+    assert metrics.get("en", "tang")(flat, ir=ir, vi=vi).tolist() == [0.0, 0.0]
+    assert metrics.get("sd", "tang")(flat, ir=ir, vi=vi).tolist() == [0.0, 0.0]
 
 
 def test_mef_ms_ssim_needs_three_scales_of_windows():
     ir, vi, fused = _scene(h=43, w=80)
     with pytest.raises(MetricError, match="44"):
-        metrics.get("mef_ms_ssim", "tang")(fused, ir, vi)
+        metrics.get("mef_ms_ssim", "tang")(fused, ir=ir, vi=vi)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_mismatched_sizes_raise(name):
     ir, vi, fused = _scene()
     with pytest.raises(MetricError):
-        metrics.get(name, "tang")(fused[:, :-1], ir, vi)
+        metrics.get(name, "tang")(fused[:, :-1], ir=ir, vi=vi)
     with pytest.raises(MetricError):
-        metrics.get(name, "tang")(fused[:1], ir, vi)
+        metrics.get(name, "tang")(fused[:1], ir=ir, vi=vi)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_batch_equals_singles_and_grey_equals_replicated_rgb(name):
     ir, vi, fused = _scene()
     metric = metrics.get(name, "tang")
-    batch = metric(fused, ir, vi)
-    singles = [metric(fused[i], ir[i], vi[i])[0] for i in range(len(fused))]
-    assert batch.shape == (2,) and np.array_equal(batch, singles)
-    assert np.array_equal(metric(np.repeat(fused[..., None], 3, axis=3), ir, vi), batch)
+    batch = metric(fused, ir=ir, vi=vi)  # frame by frame
+    singles = [metric(fused[i], ir=ir[i], vi=vi[i]) for i in range(len(fused))]
+    assert batch.shape == (2,) and np.array_equal(batch, singles) and batch[0] != batch[1]
+    np.testing.assert_allclose(batched(metric, fused, Sources(ir=ir, vi=vi)), batch, rtol=1e-13, atol=0)
+    assert np.array_equal(metric(np.repeat(fused[..., None], 3, axis=3), ir=ir, vi=vi), batch)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -170,14 +171,15 @@ def test_rgb_fused_is_scored_through_rgb2gray(name):
     ir, vi, _ = _scene()
     colour = vi[:, :, ::-1].copy()
     metric = metrics.get(name, "tang")
-    assert np.array_equal(metric(colour, ir, vi), metric(T.matlab_rgb2gray(colour), ir, T.matlab_rgb2gray(vi)))
+    grey = metric(T.matlab_rgb2gray(colour), ir=ir, vi=T.matlab_rgb2gray(vi))
+    assert np.array_equal(metric(colour, ir=ir, vi=vi), grey)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_memo_reuse_is_identical(name):
     ir, vi, fused = _scene()
     metric = metrics.get(name, "tang")
-    sources = Sources(ir, vi)
+    sources = Sources(ir=ir, vi=vi)
     first = metric(fused, sources=sources)
     keys = set(sources.memoised())
     if name not in ("en", "sd", "sf", "ag"):  # the fused-only metrics never touch the sources
@@ -186,4 +188,4 @@ def test_memo_reuse_is_identical(name):
     metric(other, sources=sources)
     assert set(sources.memoised()) == keys  # nothing fused-dependent is memoised
     assert np.array_equal(metric(fused, sources=sources), first)
-    assert np.array_equal(metric(fused, ir, vi), first)
+    assert np.array_equal(metric(fused, ir=ir, vi=vi), first)

@@ -40,7 +40,7 @@ def _candidates(ir: np.ndarray, vi: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def frames():
     ir, vi = _clip()
-    sources = Sources(ir, vi)
+    sources = Sources(ir=ir, vi=vi)
     fused = _candidates(ir, vi)
     reference = {(c, m): metrics.get(m)(f, sources=sources) for c, f in fused.items() for m in METRICS}
     return ir, vi, fused, reference
@@ -48,7 +48,7 @@ def frames():
 
 def _agree(scorer: TorchScorer, frames, rtol: float, atol: float = 0.0) -> None:
     ir, vi, fused, reference = frames
-    sources = scorer.sources(ir, vi)
+    sources = scorer.sources(ir=ir, vi=vi)
     for candidate, f in fused.items():
         got = scorer.score(f, sources=sources)
         for name in METRICS:
@@ -83,26 +83,45 @@ def test_grey_rounds_ties_like_the_numpy_reader():
 
 
 def test_sources_are_reused_across_candidates(frames):
+    """A second candidate scored on the same TorchSources finds every source quantity memoised: the memo holds the
+    very objects the first call made (a recomputation would replace them), and the values equal fresh sources'."""
     ir, vi, fused, _ = frames
     scorer = TorchScorer()
-    sources = scorer.sources(ir, vi)
-    first = scorer.score(fused["max"], sources=sources)
-    cached = set(sources.memo)
-    assert {"entropy", "ssim", "vif", "qabf", "nabf"} <= cached
-    again = scorer.score(fused["max"], ir, vi)
-    assert set(sources.memo) == cached
+    sources = scorer.sources(ir=ir, vi=vi)
+    scorer.score(fused["max"], sources=sources)
+    made = dict(sources.memo)
+    assert {"entropy", "ssim", "vif", "qabf", "nabf"} <= set(made)
+    computed = []
+    sources.memo = _Recording(made, computed)
+    second = scorer.score(fused["noisy"], sources=sources)
+    assert computed == [] and all(sources.memo[k] is made[k] for k in made)
+    fresh = scorer.score(fused["noisy"], ir=ir, vi=vi)
     for name in METRICS:
-        np.testing.assert_array_equal(first[name], again[name])
+        np.testing.assert_array_equal(second[name], fresh[name], err_msg=name)
+
+
+class _Recording(dict):
+    """A memo that records every key it has to compute (a miss), so a test can assert there were none."""
+
+    def __init__(self, held, misses):
+        super().__init__(held)
+        self.misses = misses
+
+    def __contains__(self, key):
+        found = super().__contains__(key)
+        if not found:
+            self.misses.append(key)
+        return found
 
 
 def test_undefined_is_non_finite_never_zero(frames):
     ir, vi, _, _ = frames
     flat = np.full(vi.shape, 90, np.uint8)
-    got = TorchScorer(["cc", "en"]).score(flat, ir, vi)
+    got = TorchScorer(["cc", "en"]).score(flat, ir=ir, vi=vi)
     assert not np.isfinite(got["cc"]).any()
     assert (got["en"] == 0).all()  # a constant frame's entropy is truly 0
     with pytest.raises(MetricUndefined):
-        metrics.get("cc")(flat, ir, vi)
+        metrics.get("cc")(flat, ir=ir, vi=vi)
 
 
 def test_errors_name_the_problem():
@@ -110,6 +129,15 @@ def test_errors_name_the_problem():
     with pytest.raises(MetricError, match="no torch implementation of 'qcb'"):
         TorchScorer(["qcb"])
     with pytest.raises(MetricError, match=r"fused frames \(1, 8, 16\) do not match sources \(1, 16, 16\)"):
-        TorchScorer().score(np.zeros((1, 8, 16), np.uint8), ir, ir)
-    with pytest.raises(MetricError, match="expected uint8"):
-        TorchScorer().score(np.zeros((1, 16, 16)), ir, ir)
+        TorchScorer().score(np.zeros((1, 8, 16), np.uint8), ir=ir, vi=ir)
+    with pytest.raises(MetricError, match=r"fused: values must lie in \[0, 1\]"):
+        TorchScorer().score(np.full((1, 16, 16), 255.0), ir=ir, vi=ir)  # 0-255 floats need data_range=255
+
+
+def test_float_and_torch_inputs_score_as_their_uint8_levels(frames):
+    ir, vi, fused, reference = frames
+    scorer = TorchScorer(["en", "qabf", "ssim"])
+    f = torch.from_numpy(fused["max"]).permute(0, 3, 1, 2).float() / 255  # N×C×H×W float in [0, 1]
+    got = scorer.score(f, ir=torch.from_numpy(ir)[:, None].float() / 255, vi=torch.from_numpy(vi).permute(0, 3, 1, 2))
+    for name in scorer.metrics:
+        np.testing.assert_allclose(got[name], reference["max", name], rtol=1e-9, err_msg=name)

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, batched
 from synthetic import noise_triplets
 
 from m3svd.data.frames import read_image, to_grey
@@ -36,11 +36,11 @@ def golden_run():
         by_sources[(item["ir_path"], item["vi_path"])].append(item)
     ours = {}
     for (ir_path, vi_path), group in by_sources.items():
-        src = Sources(to_grey(read_image(SHARED / ir_path)), read_image(SHARED / vi_path))
+        src = Sources(ir=to_grey(read_image(SHARED / ir_path)), vi=read_image(SHARED / vi_path))
         for item in group:
             fused = read_image(SHARED / item["fused_path"])
             for name in NAMES:
-                ours[(item["id"], GOLDEN_NAME[name])] = float(get(name, CONVENTION)(fused, sources=src)[0])
+                ours[(item["id"], GOLDEN_NAME[name])] = float(get(name, CONVENTION)(fused, sources=src))
     return ours, expected
 
 
@@ -75,22 +75,22 @@ def test_channels_are_scored_separately():
     ir, vi, fused = noise_triplets(n=1)
     for name in NAMES:
         metric = get(name, CONVENTION)
-        per_channel = [metric(fused[..., c], ir, np.repeat(vi[..., c:c + 1], 3, axis=-1))[0] for c in range(3)]
-        np.testing.assert_allclose(metric(fused, ir, vi), np.mean(per_channel), rtol=1e-13)
+        per_channel = [metric(fused[..., c], ir=ir, vi=np.repeat(vi[..., c:c + 1], 3, axis=-1)) for c in range(3)]
+        np.testing.assert_allclose(metric(fused, ir=ir, vi=vi), np.mean(per_channel), rtol=1e-13)
 
 
 def test_ssim_of_identical_sources_is_one():
     ir, _, _ = noise_triplets()
-    assert np.allclose(get("ssim", CONVENTION)(ir, ir, ir), 1.0, rtol=0, atol=1e-14)
+    assert np.allclose(get("ssim", CONVENTION)(ir, ir=ir, vi=ir), 1.0, rtol=0, atol=1e-14)
 
 
 def test_constant_fused_and_flat_sources():
     ir, vi, fused = noise_triplets()
     flat = np.full(ir.shape, 128, np.uint8)
     for name in NAMES:
-        assert np.isfinite(get(name, CONVENTION)(flat, ir, vi)).all(), name
-    assert np.array_equal(get("mi", CONVENTION)(flat, ir, vi), [0.0, 0.0])
-    black = Sources(np.zeros_like(ir), np.zeros_like(vi))
+        assert np.isfinite(get(name, CONVENTION)(flat, ir=ir, vi=vi)).all(), name
+    assert np.array_equal(get("mi", CONVENTION)(flat, ir=ir, vi=vi), [0.0, 0.0])
+    black = Sources(ir=np.zeros_like(ir), vi=np.zeros_like(vi))
     for name in ("vif", "qabf"):  # every channel 0/0 (VIF: NaN channels dropped, none left; Qabf: Σ g = 0)
         with pytest.raises(MetricError, match="undefined"):
             get(name, CONVENTION)(fused, sources=black)
@@ -105,9 +105,9 @@ def test_vif_drops_nan_channels():
     ir_flat = np.zeros_like(ir)  # IR flat on every channel, VI flat on channel 0 only → channel 0 is NaN
     # IR flat: VIFp(IR→F) = 0/0 on every channel, so every channel is NaN and nothing is left
     with pytest.raises(MetricError, match="undefined"):
-        get("vif", CONVENTION)(fused, ir_flat, vi_one_flat)
+        get("vif", CONVENTION)(fused, ir=ir_flat, vi=vi_one_flat)
     # VI flat on one channel only: that channel is dropped, the other two averaged
-    value = get("vif", CONVENTION)(fused, ir, vi_one_flat)[0]
+    value = get("vif", CONVENTION)(fused, ir=ir, vi=vi_one_flat)
     parts = []
     for c in (1, 2):
         f = fused[..., c].astype(float)
@@ -120,7 +120,7 @@ def test_vif_drops_nan_channels():
 def test_mismatched_sizes_name_both_shapes():
     ir, vi, fused = noise_triplets()
     with pytest.raises(MetricError, match=r"\(2, 40, 50, 3\).*\(2, 48, 64\)"):
-        get("ssim", CONVENTION)(fused[:, :40, :50], ir, vi)
+        get("ssim", CONVENTION)(fused[:, :40, :50], ir=ir, vi=vi)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -128,17 +128,19 @@ def test_grey_and_rgb_fused_agree(name):
     ir, vi, fused = noise_triplets()
     grey = fused[..., 2]
     metric = get(name, CONVENTION)
-    assert np.array_equal(metric(grey, ir, vi), metric(np.repeat(grey[..., None], 3, axis=-1), ir, vi))
+    assert np.array_equal(metric(grey, ir=ir, vi=vi), metric(np.repeat(grey[..., None], 3, axis=-1), ir=ir, vi=vi))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_equals_single_calls_and_memo(name):
     ir, vi, fused = noise_triplets(n=3, seed=1)
     metric = get(name, CONVENTION)
-    src = Sources(ir, vi)
-    batch = metric(fused, sources=src)
-    single = np.array([metric(fused[i], ir[i], vi[i])[0] for i in range(3)])
-    np.testing.assert_allclose(batch, single, rtol=1e-13, atol=0)
+    src = Sources(ir=ir, vi=vi)
+    batch = metric(fused, sources=src)  # frame by frame
+    single = np.array([metric(fused[i], ir=ir[i], vi=vi[i]) for i in range(3)])
+    np.testing.assert_array_equal(batch, single)
+    np.testing.assert_allclose(batched(metric, fused, Sources(ir=ir, vi=vi)), batch, rtol=1e-13, atol=0)
+    assert len(set(batch)) == 3  # the frames really differ
     memo = src.memoised()
     again = metric(fused, sources=src)
     assert np.array_equal(again, batch)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, batched
 
 import m3svd.metrics as metrics
 from m3svd.data.frames import read_image, to_grey
@@ -71,14 +71,14 @@ def _score(pairs: list[tuple[str, str]], golden) -> None:
     count = 0
     for image, methods in sorted(by_image.items()):
         # IR as stored: single-channel for 4 images, three identical channels for 17 (VIFB uses IR[:, :, k]).
-        sources = Sources(read_image(inputs / "IR" / f"{image}.jpg"), read_image(inputs / "VI" / f"{image}.jpg"))
+        sources = Sources(ir=read_image(inputs / "IR" / f"{image}.jpg"), vi=read_image(inputs / "VI" / f"{image}.jpg"))
         for method in methods:
             fused = read_image(fused_dir / f"{image}_{method}.jpg")
             stored = golden[image, method]
             assert sorted(stored) == NAMES, (image, method)
             for name in NAMES:
                 metric = vifb(name)
-                ours = float(metric(fused, sources=sources)[0])
+                ours = float(metric(fused, sources=sources))
                 ref = float(stored[name])
                 count += 1
                 rel = abs(ours - ref) / abs(ref)
@@ -118,7 +118,7 @@ def test_grey_ir_equals_three_channel_ir(golden):
     assert ir.ndim == 3 and (ir[..., 0] == ir[..., 2]).all()
     vi = read_image(inputs / "VI" / "carLight.jpg")
     fused = read_image(_golden_dir() / "fused_images" / "carLight_ADF.jpg")
-    rgb_ir, grey_ir = Sources(ir, vi), Sources(ir[..., 0], vi)
+    rgb_ir, grey_ir = Sources(ir=ir, vi=vi), Sources(ir=ir[..., 0], vi=vi)
     for name in NAMES:
         np.testing.assert_allclose(vifb(name)(fused, sources=rgb_ir), vifb(name)(fused, sources=grey_ir),
                                    rtol=1e-12, err_msg=name)
@@ -179,9 +179,9 @@ def test_constant_fused(scene, rgb):
     finite; Qcb and Qcv are undefined (normalize1 divides 0 by 0) and raise."""
     ir, vi, _ = scene
     fused = np.full(vi.shape if rgb else ir.shape, 128, np.uint8)
-    sources = Sources(ir, vi)
+    sources = Sources(ir=ir, vi=vi)
     for name, expected in DEFINED_ON_CONSTANT.items():
-        value = vifb(name)(fused, sources=sources)[0]
+        value = vifb(name)(fused, sources=sources)
         assert np.isfinite(value), name
         if expected is not None:
             assert value == pytest.approx(expected, abs=1e-12), (name, value)
@@ -194,28 +194,28 @@ def test_black_fused_normalize1_quirk(scene):
     """normalize1 keeps an all-zero image as is, so Qcv is defined on a black F; Qcb's contrast is 0/0 there."""
     ir, vi, _ = scene
     black = np.zeros(ir.shape, np.uint8)
-    assert np.isfinite(vifb("qcv")(black, ir, vi)[0])
+    assert np.isfinite(vifb("qcv")(black, ir=ir, vi=vi))
     with pytest.raises(MetricError, match="undefined"):
-        vifb("qcb")(black, ir, vi)
+        vifb("qcb")(black, ir=ir, vi=vi)
 
 
 def test_identical_sources_and_fused(scene):
     """IR = VI = F: PSNR is infinite (raises), RMSE/CE/Qcv 0, SSIM 2, Qcb 1, MI = 2·H(F) in nats, and Qabf
     shows the g_S = g_F quirk: relative strength g_F (×255², huge) instead of 1, so Q_g = Γ_g exactly."""
     ir, _, _ = scene
-    sources = Sources(ir, ir)
+    sources = Sources(ir=ir, vi=ir)
     with pytest.raises(MetricError, match="undefined"):
         vifb("psnr")(ir, sources=sources)
-    assert vifb("rmse")(ir, sources=sources)[0] == 0
-    assert vifb("ce")(ir, sources=sources)[0] == 0
-    assert vifb("qcv")(ir, sources=sources)[0] == 0
-    assert vifb("ssim")(ir, sources=sources)[0] == pytest.approx(2, abs=1e-12)
-    assert vifb("qcb")(ir, sources=sources)[0] == pytest.approx(1, abs=1e-12)
+    assert vifb("rmse")(ir, sources=sources) == 0
+    assert vifb("ce")(ir, sources=sources) == 0
+    assert vifb("qcv")(ir, sources=sources) == 0
+    assert vifb("ssim")(ir, sources=sources) == pytest.approx(2, abs=1e-12)
+    assert vifb("qcb")(ir, sources=sources) == pytest.approx(1, abs=1e-12)
     p = np.bincount(ir.ravel(), minlength=256) / ir.size
     p = p[p > 0]
-    assert vifb("mi")(ir, sources=sources)[0] == pytest.approx(-2 * (p * np.log(p)).sum(), rel=1e-12)
+    assert vifb("mi")(ir, sources=sources) == pytest.approx(-2 * (p * np.log(p)).sum(), rel=1e-12)
     expected_qabf = 0.9994 * 0.9879 / (1 + math.exp(-22 * (1 - 0.8)))
-    assert vifb("qabf")(ir, sources=sources)[0] == pytest.approx(expected_qabf, rel=1e-12)
+    assert vifb("qabf")(ir, sources=sources) == pytest.approx(expected_qabf, rel=1e-12)
 
 
 def test_grey_vs_three_channel_fused(scene):
@@ -224,9 +224,9 @@ def test_grey_vs_three_channel_fused(scene):
     ir, vi, fused = scene
     vi_grey, f_grey = vi[..., 0], fused[..., 0]
     f_rgb = np.repeat(f_grey[..., None], 3, axis=2)
-    sources = Sources(ir, vi_grey)
+    sources = Sources(ir=ir, vi=vi_grey)
     for name in NAMES:
-        grey, rgb = vifb(name)(f_grey, sources=sources)[0], vifb(name)(f_rgb, sources=sources)[0]
+        grey, rgb = vifb(name)(f_grey, sources=sources), vifb(name)(f_rgb, sources=sources)
         if name == "sf":
             f = f_grey.astype(float)
             wide = np.concatenate([f, f, f], axis=1)
@@ -243,7 +243,7 @@ def test_grey_fused_with_rgb_visible(scene):
     ir, vi, fused = scene
     f_grey = fused[..., 1]
     for name in NAMES:
-        np.testing.assert_allclose(vifb(name)(f_grey, ir, vi), vifb(name)(f_grey, ir, to_grey(vi)),
+        np.testing.assert_allclose(vifb(name)(f_grey, ir=ir, vi=vi), vifb(name)(f_grey, ir=ir, vi=to_grey(vi)),
                                    rtol=1e-12, err_msg=name)
 
 
@@ -253,8 +253,8 @@ def test_per_channel_mean(scene):
     for name in NAMES:
         if name == "sf":
             continue
-        per_channel = [vifb(name)(fused[..., k], ir, vi[..., k])[0] for k in range(3)]
-        assert vifb(name)(fused, ir, vi)[0] == pytest.approx(np.mean(per_channel), rel=1e-12), name
+        per_channel = [vifb(name)(fused[..., k], ir=ir, vi=vi[..., k]) for k in range(3)]
+        assert vifb(name)(fused, ir=ir, vi=vi) == pytest.approx(np.mean(per_channel), rel=1e-12), name
 
 
 def test_mismatched_sizes(scene):
@@ -262,11 +262,11 @@ def test_mismatched_sizes(scene):
     small = fused[:40]
     for name in NAMES:
         with pytest.raises(MetricError) as info:
-            vifb(name)(small, ir, vi)
+            vifb(name)(small, ir=ir, vi=vi)
         message = str(info.value)
         assert str((1, 40, 56, 3)) in message and str((1, 48, 56)) in message, message
     with pytest.raises(MetricError, match="differ"):
-        Sources(ir[:40], vi)
+        Sources(ir=ir[:40], vi=vi)
 
 
 def test_batch_equals_single_calls():
@@ -276,10 +276,12 @@ def test_batch_equals_single_calls():
     vi = np.stack([_texture(rng, (40, 52), channels=3) for _ in range(n)])
     fused = np.stack([_texture(rng, (40, 52), channels=3) for _ in range(n)])
     for name in NAMES:
-        batch = vifb(name)(fused, ir, vi)
+        batch = vifb(name)(fused, ir=ir, vi=vi)  # frame by frame
         assert batch.shape == (n,) and batch.dtype == np.float64
-        singles = [vifb(name)(fused[i], ir[i], vi[i])[0] for i in range(n)]
-        np.testing.assert_allclose(batch, singles, rtol=1e-12, err_msg=name)
+        singles = [vifb(name)(fused[i], ir=ir[i], vi=vi[i]) for i in range(n)]
+        np.testing.assert_array_equal(batch, singles, err_msg=name)
+        whole = batched(vifb(name), fused, Sources(ir=ir, vi=vi))  # the batched code, all frames in one call
+        np.testing.assert_allclose(whole, batch, rtol=1e-12, err_msg=name)
         assert len(set(np.round(batch, 12))) == n, name  # the frames really differ
 
 
@@ -287,14 +289,14 @@ def test_memo_reuse(scene):
     """Scoring several candidates with one Sources fills the memo once and gives the values of fresh Sources."""
     ir, vi, fused = scene
     other = np.ascontiguousarray(fused[:, ::-1])
-    shared = Sources(ir, vi)
+    shared = Sources(ir=ir, vi=vi)
     for name in NAMES:
         first = vifb(name)(fused, sources=shared)
         keys = set(shared.memoised())
         second = vifb(name)(other, sources=shared)
         assert set(shared.memoised()) == keys, name  # nothing new for a second candidate
-        np.testing.assert_array_equal(first, vifb(name)(fused, ir, vi), err_msg=name)
-        np.testing.assert_array_equal(second, vifb(name)(other, ir, vi), err_msg=name)
+        np.testing.assert_array_equal(first, vifb(name)(fused, ir=ir, vi=vi), err_msg=name)
+        np.testing.assert_array_equal(second, vifb(name)(other, ir=ir, vi=vi), err_msg=name)
         np.testing.assert_array_equal(first, vifb(name)(fused, sources=shared), err_msg=name)
     keys = {key for _, key in shared.memoised()}
     assert all(key[0] == "vifb" for key in keys)
@@ -306,4 +308,4 @@ def test_too_small_for_ssim():
     rng = np.random.default_rng(3)
     ir, vi, fused = (_texture(rng, (8, 30)) for _ in range(3))
     with pytest.raises(MetricError, match="11×11"):
-        vifb("ssim")(fused, ir, vi)
+        vifb("ssim")(fused, ir=ir, vi=vi)

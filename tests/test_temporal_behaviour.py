@@ -50,7 +50,7 @@ def scored(tmp_path_factory):
             m.running_var.uniform_(0.5, 2.0)
     weights = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
     torch.save(net.state_dict(), weights)
-    src = VideoSources(ir, vi, resnet18=weights)
+    src = VideoSources(ir=ir, vi=vi, resnet18=weights)
     chosen = [m for m in metrics.list() if m.kind == "temporal"]
     values = {(m.id, v): m(fused, sources=src) for v, fused in variants.items() for m in chosen}
     return chosen, values

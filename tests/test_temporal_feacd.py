@@ -38,7 +38,7 @@ def test_state_dict_keys_are_torchvision_resnet18(weights):
 
 def test_temcoco_quirk_is_the_sign_disagreement_rate(weights, clip):
     ir, vi, fused = clip
-    src = VideoSources(ir, vi, resnet18=weights)
+    src = VideoSources(ir=ir, vi=vi, resnet18=weights)
     literal = metrics.get("feacd", "temcoco")(fused, sources=src)
     net = load_resnet18(weights)
     lf, lv, li = (logits(net, x, normalise=False).double() for x in (fused, vi, ir))
@@ -58,8 +58,8 @@ def test_temcoco_quirk_is_the_sign_disagreement_rate(weights, clip):
 def test_source_logits_cache(weights, clip, tmp_path):
     ir, vi, fused = clip
     cache = fl.FlowCache(tmp_path)
-    plain = metrics.get("feacd")(fused, sources=VideoSources(ir, vi, resnet18=weights))
-    first = metrics.get("feacd")(fused, sources=VideoSources(ir, vi, resnet18=weights, cache=cache))
+    plain = metrics.get("feacd")(fused, sources=VideoSources(ir=ir, vi=vi, resnet18=weights))
+    first = metrics.get("feacd")(fused, sources=VideoSources(ir=ir, vi=vi, resnet18=weights, cache=cache))
     assert cache.misses == 8 and cache.hits == 0
-    again = metrics.get("feacd")(fused, sources=VideoSources(ir, vi, resnet18=weights, cache=cache))
+    again = metrics.get("feacd")(fused, sources=VideoSources(ir=ir, vi=vi, resnet18=weights, cache=cache))
     assert cache.hits == 8 and np.array_equal(first, plain) and np.array_equal(again, plain)

@@ -102,13 +102,13 @@ def test_metrics_same_with_and_without_cache(tmp_path):
     cache = fl.FlowCache(tmp_path)
     for name in ("flowd", "biswe", "warp_error", "tgf"):
         m = metrics.get(name)
-        plain = m(fused, sources=VideoSources(ir, vi, flow="dis-fast"))
-        assert np.array_equal(m(fused, sources=VideoSources(ir, vi, flow="dis-fast", cache=cache)), plain)
-        assert np.array_equal(m(fused, sources=VideoSources(ir, vi, flow="dis-fast", cache=cache)), plain)
+        plain = m(fused, sources=VideoSources(ir=ir, vi=vi, flow="dis-fast"))
+        assert np.array_equal(m(fused, sources=VideoSources(ir=ir, vi=vi, flow="dis-fast", cache=cache)), plain)
+        assert np.array_equal(m(fused, sources=VideoSources(ir=ir, vi=vi, flow="dis-fast", cache=cache)), plain)
     assert cache.hits > 0 and cache.misses == 6  # 3 pairs × 2 sources, computed once
-    assert len(metrics.get("flowd")(fused, ir, vi)) == 3 and len(metrics.get("biswe")(fused, ir, vi)) == 2
+    assert len(metrics.get("flowd")(fused, ir=ir, vi=vi)) == 3 and len(metrics.get("biswe")(fused, ir=ir, vi=vi)) == 2
     with pytest.raises(MetricError, match="at least 3 consecutive frames"):
-        metrics.get("ms2r")(fused[:2], ir[:2], vi[:2])
+        metrics.get("ms2r")(fused[:2], ir=ir[:2], vi=vi[:2])
 
 
 def test_missing_weights_is_one_line_naming_the_file(no_weights):
@@ -121,7 +121,7 @@ def test_missing_weights_is_one_line_naming_the_file(no_weights):
     assert str(no_weights / "nope.pth") in str(given.value)
     frames = np.zeros((3, 16, 16), np.uint8)
     with pytest.raises(WeightsMissing) as feacd_error:
-        metrics.get("feacd")(frames, frames, np.zeros((3, 16, 16, 3), np.uint8))
+        metrics.get("feacd")(frames, ir=frames, vi=np.zeros((3, 16, 16, 3), np.uint8))
     assert "\n" not in str(feacd_error.value) and "resnet18-f37072fd.pth" in str(feacd_error.value)
 
 

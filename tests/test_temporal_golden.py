@@ -38,7 +38,7 @@ def golden():
             stored.add(frames, [z[f"fw_{i:04d}"] for i in range(9)], [z[f"bw_{i:04d}"] for i in range(9)])
     with open(GOLDEN / "temporal.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return VideoSources(ir, vi, flow=stored), fused, rows
+    return VideoSources(ir=ir, vi=vi, flow=stored), fused, rows
 
 
 @pytest.mark.parametrize("video", ["avg", "flicker"])

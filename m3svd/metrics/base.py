@@ -1,9 +1,13 @@
 """The metric interface: one small contract for every lineage's implementation.
 
-A :class:`Metric` scores a batch of ``N`` fused frames against their sources and returns ``N`` values.
-Inputs are what the readers give (``uint8``; IR ``N×H×W``, VIS ``N×H×W×3`` RGB, fused ``N×H×W`` or
-``N×H×W×3``; a single frame without the leading ``N`` works too). Each convention converts them the way its
+A :class:`Metric` scores fused frames against their sources. Inputs may be numpy arrays or torch tensors,
+``uint8``, ``uint16`` or float (with ``data_range``, default by dtype), one image or a batch, grey or RGB,
+channels-last or channels-first: :func:`m3svd.metrics.inputs.to_levels` converts them once to the ``uint8``
+``N×H×W[×3]`` levels every convention is defined on. Each convention then reads those levels the way its
 lineage reads files (grey or per channel, float32 or float64) inside its own functions.
+
+One image in, one Python ``float`` out; a batch (a leading ``N`` axis, even ``N = 1``) gives a float64 array of
+``N`` values (``N - span + 1`` for temporal metrics).
 
 Source-only work (gradients, histograms, sub-band statistics) goes through :class:`Sources.memo`, so scoring
 many fused candidates against the same :class:`Sources` computes it once.
@@ -13,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
 from m3svd.errors import M3SVDError
+from m3svd.metrics.inputs import to_levels
 
 KINDS = ("image", "temporal", "no-reference")
 
@@ -35,29 +40,31 @@ class MetricUndefined(MetricError):
         self.values = values
 
 
-def _batch(name: str, array, grey_or_rgb: bool) -> np.ndarray:
-    a = np.asarray(array)
-    if a.dtype != np.uint8:
-        raise MetricError(f"{name}: expected uint8 frames (0-255), found {a.dtype}")
-    single = a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3 and grey_or_rgb)
-    a = a[None] if single else a
-    if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[-1] != 3):
-        raise MetricError(f"{name}: expected N×H×W or N×H×W×3 frames, found shape {np.shape(array)}")
-    return a
+def _batch(name: str, array, data_range: float | None = None) -> tuple[np.ndarray, bool]:
+    """``(uint8 N×H×W[×3] frames, single)``; an input that cannot be converted raises :class:`MetricError`."""
+    try:
+        return to_levels(name, array, data_range)
+    except ValueError as error:
+        raise MetricError(str(error)) from None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Sources:
-    """IR ``N×H×W`` and VIS ``N×H×W×3`` (or grey ``N×H×W``) source frames, with a memo for derived arrays."""
+    """The IR and VIS source frames of the fused frames, with a memo for derived arrays.
+
+    Keyword-only, ``Sources(ir=..., vi=...)``: the two are the same shape when VIS is grey, so a swapped pair
+    would score silently. Any input :mod:`m3svd.metrics.inputs` accepts; ``data_range`` applies to non-uint8 ones.
+    """
 
     ir: np.ndarray
     vi: np.ndarray
+    data_range: InitVar[float | None] = None
     _memo: dict = field(default_factory=dict, repr=False)
     _frames: dict = field(default_factory=dict, repr=False)
 
-    def __post_init__(self):
-        self.ir = _batch("IR", self.ir, grey_or_rgb=True)
-        self.vi = _batch("VIS", self.vi, grey_or_rgb=True)
+    def __post_init__(self, data_range):
+        self.ir, _ = _batch("IR", self.ir, data_range)
+        self.vi, _ = _batch("VIS", self.vi, data_range)
         if self.ir.shape[:3] != self.vi.shape[:3]:
             raise MetricError(f"IR frames {self.ir.shape} and VIS frames {self.vi.shape} differ in size or count")
 
@@ -82,13 +89,19 @@ class Sources:
         frame, because one 640×480 frame's float64 planes stay in cache where a batch's do not (measured:
         the cddfuse set ≈ 17 % faster per frame, ``benchmarks/metrics_speed.py``)."""
         if i not in self._frames:
-            self._frames[i] = Sources(self.ir[i:i + 1], self.vi[i:i + 1])
+            self._frames[i] = Sources(ir=self.ir[i:i + 1], vi=self.vi[i:i + 1])
         return self._frames[i]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """``name`` in a ``convention``, with what a results table needs to interpret a value."""
+    """``name`` in a ``convention``, with what a results table needs to interpret a value.
+
+    ``reference`` says what the values were checked against: a reference implementation's outputs and the test
+    that compares them, or ``None`` when no reference comparison exists (the definition is then read from the
+    paper or code only). ``aliases`` are the names the lineage's own code uses for it (CDDFuse's ``VIFF`` is
+    VIFp, registered as ``vif``), for the did-you-mean of :func:`m3svd.metrics.get`.
+    """
 
     name: str
     convention: str
@@ -99,6 +112,8 @@ class Metric:
     kind: str = "image"  # "image", "temporal", or "no-reference" (scores the fused frame alone: sources optional)
     description: str = ""
     span: int = 1  # consecutive frames per value: 1 image metrics, 2 frame pairs, 3 triplets (temporal)
+    reference: str | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def lower_better(self) -> bool:  # pyiqa's spelling
@@ -108,25 +123,22 @@ class Metric:
     def id(self) -> str:
         return f"{self.name}@{self.convention}"
 
-    def __call__(self, fused, ir=None, vi=None, sources: Sources | None = None) -> np.ndarray:
-        """Per-frame values, float64, shape ``(N,)`` (``(N - span + 1,)``: one per pair or triplet for temporal
-        metrics). Pass ``sources`` to reuse source statistics."""
-        fused, sources = self._inputs(fused, ir, vi, sources)
-        if self.kind == "image":  # frame by frame: see Sources.frame
-            return score([self], fused, sources)[self.name]
-        return self.checked(self._compute(sources, fused))
+    def __call__(self, fused, *, ir=None, vi=None, sources: Sources | None = None,
+                 data_range: float | None = None) -> float | np.ndarray:
+        """The value of one image as a ``float``; for a batch (leading ``N``), float64 values of shape ``(N,)``
+        (``(N - span + 1,)``: one per pair or triplet for temporal metrics). Sources by keyword (``ir=``,
+        ``vi=``) or as a :class:`Sources`, which keeps source statistics for the next candidate."""
+        fused, sources, single = _prepare(self.id, fused, ir, vi, sources, data_range,
+                                          needs_sources=self.kind != "no-reference")
+        return _single(_score([self], fused, sources)[self.name], single)
 
-    def _inputs(self, fused, ir, vi, sources: Sources | None) -> tuple[np.ndarray, Sources | None]:
-        if sources is None and (ir is not None or self.kind != "no-reference"):
-            if ir is None or vi is None:
-                raise MetricError(f"{self.id}: needs the IR and VIS sources (or a Sources object)")
-            sources = Sources(ir, vi)
-        fused = _batch("fused", fused, grey_or_rgb=True)
+    def _check(self, fused: np.ndarray, sources: Sources | None) -> None:
+        if sources is None and self.kind != "no-reference":
+            raise MetricError(f"{self.id}: needs the IR and VIS sources (ir=..., vi=..., or sources=Sources(...))")
         if sources is not None and fused.shape[:3] != sources.ir.shape[:3]:
             raise MetricError(f"{self.id}: fused frames {fused.shape} do not match sources {sources.ir.shape}")
         if len(fused) < self.span:
             raise MetricError(f"{self.id}: needs at least {self.span} consecutive frames, found {len(fused)}")
-        return fused, sources
 
     def checked(self, values: np.ndarray) -> np.ndarray:
         """``values``, or :class:`MetricUndefined` naming the first frame where one is not finite."""
@@ -140,9 +152,28 @@ class Metric:
         return np.asarray(self.compute(sources, fused), dtype=np.float64).reshape(len(fused) - self.span + 1)
 
 
-def score(chosen: list[Metric], fused, sources: Sources, threads: int = 1,
-          keep_undefined: bool = False) -> dict[str, np.ndarray]:
-    """``{name: per-frame values}`` for every metric of ``chosen`` on the batch, the same values as calling each.
+def _prepare(label: str, fused, ir, vi, sources: Sources | None, data_range: float | None,
+             needs_sources: bool) -> tuple[np.ndarray, Sources | None, bool]:
+    """Convert the inputs once: ``(uint8 fused frames, sources, single image)``."""
+    if sources is not None and (ir is not None or vi is not None):
+        raise MetricError(f"{label}: pass the sources once, as ir=/vi= or as sources=, not both")
+    if sources is None and (ir is not None or vi is not None or needs_sources):
+        if ir is None or vi is None:
+            raise MetricError(f"{label}: needs the IR and VIS sources (ir=..., vi=..., or sources=Sources(...))")
+        sources = Sources(ir=ir, vi=vi, data_range=data_range)
+    fused, single = _batch("fused", fused, data_range)
+    return fused, sources, single
+
+
+def _single(values: np.ndarray, single: bool) -> float | np.ndarray:
+    return float(values[0]) if single and len(values) == 1 else values
+
+
+def score(chosen: list[Metric], fused, sources: Sources | None = None, *, ir=None, vi=None,
+          data_range: float | None = None, threads: int = 1,
+          keep_undefined: bool = False) -> dict[str, float] | dict[str, np.ndarray]:
+    """``{name: value}`` for every metric of ``chosen``, the same values as calling each: floats for one image,
+    per-frame arrays for a batch. Sources as a :class:`Sources` or by keyword (``ir=``, ``vi=``).
 
     Image metrics run frame by frame, all of them on one frame before the next (its planes stay in that core's
     cache), on ``threads`` frames at once: OpenCV and numpy release the GIL, so two threads score the cddfuse
@@ -153,10 +184,20 @@ def score(chosen: list[Metric], fused, sources: Sources, threads: int = 1,
     names = [m.name for m in chosen]
     if len(set(names)) < len(names):
         raise MetricError(f"score: metric names repeat in {[m.id for m in chosen]}; score each convention apart")
+    fused, sources, single = _prepare("score", fused, ir, vi, sources, data_range,
+                                      needs_sources=any(m.kind != "no-reference" for m in chosen))
+    values = _score(chosen, fused, sources, threads, keep_undefined)
+    return {name: _single(v, single) for name, v in values.items()}
+
+
+def _score(chosen: list[Metric], fused: np.ndarray, sources: Sources | None, threads: int = 1,
+           keep_undefined: bool = False) -> dict[str, np.ndarray]:
+    """:func:`score` on inputs already converted by :func:`_prepare`."""
+    for m in chosen:
+        m._check(fused, sources)
     per_frame = [m for m in chosen if m.kind == "image"]
     values: dict[str, np.ndarray] = {}
     if per_frame:
-        fused, sources = per_frame[0]._inputs(fused, None, None, sources)
         frames = [sources] if len(fused) == 1 else [sources.frame(i) for i in range(len(fused))]
 
         def one(i: int) -> list[np.ndarray]:
@@ -170,12 +211,7 @@ def score(chosen: list[Metric], fused, sources: Sources, threads: int = 1,
         values = {m.name: np.concatenate([row[k] for row in rows]) for k, m in enumerate(per_frame)}
     for m in chosen:
         if m.kind != "image":
-            try:
-                values[m.name] = m(fused, sources=sources)
-            except MetricUndefined as undefined:
-                if not keep_undefined:
-                    raise
-                values[m.name] = undefined.values
-        elif not keep_undefined:
+            values[m.name] = m._compute(sources, fused)
+        if not keep_undefined:
             m.checked(values[m.name])
     return {m.name: values[m.name] for m in chosen}

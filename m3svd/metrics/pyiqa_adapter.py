@@ -66,4 +66,5 @@ def metric(name: str, device: str = "cpu") -> Metric:
             return np.array([float(net(frame[None].to(device))) for frame in x])
 
     return Metric(name, CONVENTION, compute, not net.lower_better, (-np.inf, np.inf), f"pyiqa-{pyiqa.__version__}",
-                  "no-reference", f"pyiqa {pyiqa.__version__} '{name}' on the fused frame alone (RGB in [0, 1]).")
+                  "no-reference", f"pyiqa {pyiqa.__version__} '{name}' on the fused frame alone (RGB in [0, 1]).",
+                  reference=f"pyiqa {pyiqa.__version__} itself (this wraps it)")

@@ -4,7 +4,7 @@ API. A temporal metric is an ordinary registry :class:`Metric` with ``kind="temp
 per consecutive pair, ``N-1`` values) or 3 (one per triplet centred on frames 1..N-2, ``N-2`` values). It is
 called like an image metric, on the **whole window of consecutive frames** of one clip::
 
-    src = VideoSources(ir, vi, flow="dis", cache=FlowCache())   # T×H×W IR, T×H×W×3 VIS, uint8
+    src = VideoSources(ir=ir, vi=vi, flow="dis", cache=FlowCache())   # T×H×W IR, T×H×W×3 VIS
     values = metrics.get("flowd")(fused, sources=src)            # T×H×W[×3] fused → T-1 values
 
 :class:`VideoSources` is :class:`Sources` plus how source flows are made: ``flow`` (an estimator name or
@@ -37,7 +37,7 @@ from m3svd.metrics.base import Metric, Sources
 BT601 = np.array([0.299, 0.587, 0.114])
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class VideoSources(Sources):
     """IR/VIS windows of consecutive frames plus the flow estimator, flow cache and feaCD weights to use."""
 
@@ -48,7 +48,7 @@ class VideoSources(Sources):
     @classmethod
     def from_clip(cls, clip, start: int = 0, stop: int | None = None, **kwargs) -> VideoSources:
         ir, vi = clip.frames(start, stop)
-        return cls(ir, vi, **kwargs)
+        return cls(ir=ir, vi=vi, **kwargs)
 
 
 def _estimator(src: Sources) -> fl.Estimator:
@@ -351,9 +351,14 @@ def feacd(src: Sources, fused: np.ndarray, literal: bool) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- registry
 
 
+# the golden values stored for temporal metrics: TemCoCo's flowD and VF-Bench's BiSWE and MS2R, on stored flows
+_CHECKED = {"flowd": "TemCoCo's code", "biswe": "VF-Bench's code", "ms2r": "VF-Bench's code"}
+
+
 def _register(name, convention, compute, higher, value_range, span, description):
+    reference = (f"{_CHECKED[name]} on stored flows; tests/test_temporal_golden.py" if name in _CHECKED else None)
     register(Metric(name, convention, compute, higher_is_better=higher, value_range=value_range, kind="temporal",
-                    span=span, description=description))
+                    span=span, description=description, reference=reference))
 
 
 _FLOWD_MAX = 255 * math.sqrt(3)

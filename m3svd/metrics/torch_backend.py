@@ -1,6 +1,6 @@
 """The leaderboard's image metrics in torch: the ``m3svd`` convention on a GPU (or CPU), batched, same numbers.
 
-``TorchScorer(device="cuda").score(fused, ir, vi)`` returns the per-frame values of :data:`METRICS` — the
+``TorchScorer(device="cuda").score(fused, ir=ir, vi=vi)`` returns the per-frame values of :data:`METRICS` — the
 ``m3svd`` convention's definitions, recomputed with torch ops on ``N`` frames at once. In float64 it agrees
 with the numpy registry (``m3svd.metrics.get(name)``) to rounding (tests: relative 1e-9); float32 is faster
 on GPUs with slow float64 and deviates by the amounts ``tests/test_metrics_torch.py`` asserts and
@@ -137,26 +137,27 @@ class TorchScorer:
         self._nabf_kernels = tensor(np.stack([sobel / 8, sobel.T / 8]))  # gv, gh (tang.nabf_maps)
 
     # ----------------------------------------------------------------------------------------- inputs
-    def _frames(self, name: str, frames) -> torch.Tensor:
-        if isinstance(frames, torch.Tensor):
-            frames = frames.detach().cpu().numpy()
-        a = _batch(name, frames, grey_or_rgb=True)
-        return grey(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
+    def _frames(self, name: str, frames, data_range: float | None) -> torch.Tensor:
+        a, _ = _batch(name, frames, data_range)  # the registry's conversion to 8-bit levels, so values agree
+        return grey(torch.from_numpy(a).to(self.device))
 
-    def sources(self, ir, vi) -> TorchSources:
-        """Upload and grey the sources once; pass the result to :meth:`score` for every candidate."""
-        g_ir, g_vi = self._frames("IR", ir), self._frames("VIS", vi)
+    def sources(self, *, ir, vi, data_range: float | None = None) -> TorchSources:
+        """Upload and grey the sources once; pass the result to :meth:`score` for every candidate. Keyword-only,
+        as :class:`m3svd.metrics.Sources`: a swapped pair would score silently."""
+        g_ir, g_vi = self._frames("IR", ir, data_range), self._frames("VIS", vi, data_range)
         if g_ir.shape != g_vi.shape:
             raise MetricError(f"IR frames {tuple(g_ir.shape)} and VIS frames {tuple(g_vi.shape)} differ in size")
         return TorchSources(g_ir, g_vi)
 
-    def score(self, fused, ir=None, vi=None, sources: TorchSources | None = None) -> dict[str, np.ndarray]:
-        """Per-frame float64 values of every metric (``{name: (N,)}``); non-finite where undefined."""
+    def score(self, fused, *, ir=None, vi=None, sources: TorchSources | None = None,
+              data_range: float | None = None) -> dict[str, np.ndarray]:
+        """Per-frame float64 values of every metric (``{name: (N,)}``, a batch even for one image); non-finite
+        where undefined. Inputs as :mod:`m3svd.metrics.inputs` accepts them."""
         if sources is None:
             if ir is None or vi is None:
-                raise MetricError("torch metrics need the IR and VIS sources (or a TorchSources object)")
-            sources = self.sources(ir, vi)
-        f = self._frames("fused", fused)
+                raise MetricError("torch metrics need the IR and VIS sources (ir=..., vi=..., or a TorchSources)")
+            sources = self.sources(ir=ir, vi=vi, data_range=data_range)
+        f = self._frames("fused", fused, data_range)
         if f.shape != sources.ir.shape:
             raise MetricError(f"fused frames {tuple(f.shape)} do not match sources {tuple(sources.ir.shape)}")
         with torch.inference_mode():

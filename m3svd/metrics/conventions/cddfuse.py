@@ -240,4 +240,6 @@ for _name, _fn, _hib, _range, _desc in [
     ("ssim_dr255", ssim_dr255, True, (-2.0, 2.0),
      "the Evaluator's SSIM with data_range=255 (what skimage>=0.20 needs): 7x7 box, sample cov, SUM"),
 ]:
-    register(Metric(_name, CONVENTION, _fn, _hib, _range, version="1", kind="image", description=f"{_desc} ({_Q})"))
+    register(Metric(_name, CONVENTION, _fn, _hib, _range, version="1", kind="image", description=f"{_desc} ({_Q})",
+                    reference="CDDFuse Evaluator outputs; tests/test_metrics_cddfuse.py",
+                    aliases=("VIFF",) if _name == "vif" else ()))

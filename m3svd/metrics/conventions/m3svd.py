@@ -205,8 +205,12 @@ _METRICS = [
      "Fix: a negative per-scale mean is clipped at 0 (MATLAB's power would be complex). Needs >= 161 px."),
 ]
 
+# the definitions Tang's toolbox shares, and psnr and ag whose fixes change them by an exact factor
+_CHECKED_ON_TANG = ("ag", "cc", "en", "mef_ms_ssim", "mse", "psnr", "scd", "sd", "sf", "vif")
 for _name, _compute, _hib, _range, _desc in _METRICS:
-    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_BASE}. {_desc}"))
+    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_BASE}. {_desc}",
+                    reference="Tang's toolbox run under GNU Octave (psnr, ag: the fix's exact factor undone); "
+                    "tests/test_metrics_m3svd.py" if _name in _CHECKED_ON_TANG else None))
 
 
 def niqe(sources, fused):
@@ -221,4 +225,6 @@ register(Metric("niqe", CONVENTION, niqe, False, (0.0, math.inf), "1", "no-refer
                 "natural-scene statistics (2 scales, MATLAB imresize) from a pristine model read from a local "
                 "file ($M3SVD_NIQE_PARAMS or niqe_pris_params.npz in the weights folder; m3svd.metrics.niqe). "
                 "On the BT.601 grey frame, as the authors' release does on rgb2gray; basicsr and pyiqa default "
-                "to the Y of YCbCr, a different number for colour frames."))
+                "to the Y of YCbCr, a different number for colour frames.",
+                reference="basicsr 1.4.2 niqe() (float64 resize), a value recorded on one M3SVD frame; "
+                "tests/test_metrics_niqe.py"))

@@ -578,4 +578,8 @@ _METRICS = [
 ]
 
 for _name, _compute, _hib, _range, _desc in _METRICS:
-    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_TANG}. {_desc}"))
+    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_TANG}. {_desc}",
+                    # no run of the toolbox's FMI is stored: the fmi_* are checked against fmi.m read loop by loop
+                    reference=None if _name.startswith("fmi_") else
+                    "Tang's toolbox run under GNU Octave; tests/test_metrics_tang.py",
+                    aliases=("MS_SSIM",) if _name == "mef_ms_ssim" else ()))

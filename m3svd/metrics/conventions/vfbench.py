@@ -117,4 +117,5 @@ for _name, _fn, _range, _desc in [
     ("mi", mi, (0.0, 2 * math.log(256)), "contingency-table MI in nats, SUM over sources of the channel means"),
     ("qabf", qabf, (0.0, 1.0), "Xydeas-Petrovic Qabf (zero padding, the g_A = g_F -> g_F quirk) per channel"),
 ]:
-    register(Metric(_name, CONVENTION, _fn, True, _range, version="1", kind="image", description=f"{_desc} ({_Q})"))
+    register(Metric(_name, CONVENTION, _fn, True, _range, version="1", kind="image", description=f"{_desc} ({_Q})",
+                    reference="VF-Bench metric.py outputs; tests/test_metrics_vfbench.py"))

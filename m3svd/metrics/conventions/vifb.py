@@ -453,6 +453,10 @@ _METRICS = [
      f"Standard deviation (VIFB 'Variance', which is the population std, divided by MN); {_CARD}"),
 ]
 
+# the names VIFB's code and result files use where they differ from the registry's
+_ALIASES = {"ag": ("Avg_gradient",), "ce": ("Cross_entropy",), "ei": ("Edge_intensity",), "en": ("Entropy",),
+            "mi": ("Mutinf",), "sf": ("Spatial_frequency",), "sd": ("Variance",)}
 for _name, _compute, _higher, _range, _description in _METRICS:
     register(Metric(name=_name, convention=CONVENTION, compute=_compute, higher_is_better=_higher,
-                    value_range=_range, version="1", kind="image", description=_description))
+                    value_range=_range, version="1", kind="image", description=_description,
+                    reference="VIFB's MATLAB outputs; tests/test_metrics_vifb.py", aliases=_ALIASES.get(_name, ())))
