@@ -153,8 +153,8 @@ def evaluate_clip(job: Job) -> list[str]:
         input_digest.update(ir.data)
         input_digest.update(vi.data)
         ref_ir, ref_vi = (ir, vi) if reference is clip else reference.frames(a, b)
-        sources = metrics.Sources(ref_ir, ref_vi)
-        torch_sources = on_torch.sources(ref_ir, ref_vi) if on_torch else None
+        sources = metrics.Sources(ir=ref_ir, vi=ref_vi)
+        torch_sources = on_torch.sources(ir=ref_ir, vi=ref_vi) if on_torch else None
         chunk_fused, chunk_digests = [], []
         for stream in streams:
             fused, restored = stream.take(a, b)

@@ -99,7 +99,7 @@ class TemporalScorer:
         if not self.buffer or self.first + len(self.buffer) <= self.scored:
             return
         ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(2))
-        sources = VideoSources(ir, vi, flow=self.estimator, cache=self.cache)
+        sources = VideoSources(ir=ir, vi=vi, flow=self.estimator, cache=self.cache)
         for s, stream in enumerate(self.streams):
             fused = np.stack([item[2][s][0] for item in self.buffer])
             digests = [item[2][s][1] for item in self.buffer]

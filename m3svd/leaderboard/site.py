@@ -250,14 +250,15 @@ def _strip_shots(table, key: str, wide, leaderboard_dir: Path, root, fused: Path
         for _, r in wide.iterrows():
             manifest = read_manifest(submissions_dir(leaderboard_dir) / r["submission"])
             image = None
-            if r["reference"]:
-                method = _toolkit_method(leaderboard_dir, r["submission"])
-                if method in ("ir", "vi"):
-                    continue  # the IR and VIS tiles show them
+            method = (manifest.get("origin") or {}).get("method")  # frames the toolkit's own method made
+            if r["reference"] and method in ("ir", "vi"):
+                continue  # the IR and VIS tiles show them
+            if method:  # a per-frame method of the toolkit is rerun on the chosen frame: the same pixels
                 from m3svd import methods
 
-                # a reference is the toolkit's own method: rerun it on the chosen frame
-                image = figures.thumbnail(methods.create(method).fuse(ir, vi).fused[0])
+                built = methods.create(method, **((manifest.get("origin") or {}).get("options") or {}))
+                if built.temporal_window == 1:
+                    image = figures.thumbnail(built.fuse(ir, vi).fused[0])
             for candidate in () if image is not None else (r["submission"], manifest["name"],
                                                              slug(manifest["name"])):
                 folder = fused / candidate / name
@@ -295,13 +296,6 @@ def _dataset(manifest: dict, root):
         return open_dataset(root)
     except M3SVDError as error:
         raise LeaderboardError(f"--root {root}: {error}") from None
-
-
-def _toolkit_method(leaderboard_dir: Path, submission: str) -> str:
-    import pandas as pd
-
-    path = submissions_dir(leaderboard_dir) / submission / "results.parquet"
-    return str(pd.read_parquet(path, columns=["method"])["method"].iloc[0])
 
 
 def _scored(path: Path) -> dict:

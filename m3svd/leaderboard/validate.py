@@ -97,7 +97,7 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     from m3svd.leaderboard import degenerate
 
     if mapped and len(mapped) > degenerate.MAX_SOURCE_MAPPED_SHARE * result.frames:
-        result.problems += _capped(mapped) + [
+        result.problems += mapped[:MAX_LINES_PER_KIND] + [
             f"{directory}: {len(mapped)} of {result.frames} frames are one source up to a grey-level mapping (more "
             f"than {degenerate.MAX_SOURCE_MAPPED_SHARE:.0%}); a copy of one source is not a fusion"]
         clean = False
