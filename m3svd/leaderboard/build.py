@@ -215,7 +215,7 @@ def _ranked(table, rankings: dict[str, Ranking]):
             index=submissions, columns=list(ranking.metrics)).fillna(float(len(submissions)))
         weights = ranking.weights()
         score = sum(grid[m] * w for m, w in weights.items())
-        position = score.rank(method="min")
+        position = score.round(9).rank(method="min")  # equal scores tie, whatever the float summation order
         group_scores = {g.name: grid[list(g.metrics)].mean(axis=1) for g in ranking.groups}
         rows = overall.index
         table.loc[rows, "score"] = overall["submission"].map(score).to_numpy(float)
