@@ -34,7 +34,7 @@ from m3svd.data.frames import FrameSource, ImageFiles, VideoFile, natural_key, t
 from m3svd.data.layouts import LOOKED_FOR, M3SVD_FOLDERS, ClipSet, open_dataset
 from m3svd.data.splits import N_TEST, N_TRAIN, SPLIT_VERSION, TEST_CLIPS, split_of
 from m3svd.errors import DataError
-from m3svd.files import sha256_file
+from m3svd.files import human, sha256_file, write_png
 
 RECORD_DIR = ".m3svd"
 M3SVD_LAYOUTS = ("m3svd", "m3svd-video")
@@ -73,7 +73,7 @@ class ImportReport:
         lines = [f"imported {self.layout} ({self.storage}) into {self.target}"]
         for split, variants in self.clips.items():
             lines.append(f"  {split}: " + ", ".join(f"{n} {variant} clip(s)" for variant, n in variants.items()))
-        lines.append(f"  {self.files} files, {_human(self.bytes)}; sha256 of each in "
+        lines.append(f"  {self.files} files, {human(self.bytes, digits=1)}; sha256 of each in "
                      f"{self.target / RECORD_DIR / 'files.csv'}")
         if self.extracted_frames:
             lines.append(f"  {self.extracted_frames} PNG frames decoded from the videos (lossy-derived, not originals)")
@@ -82,14 +82,6 @@ class ImportReport:
             lines.append(f"missing ({len(self.missing)}):")
             lines += [f"  - {line}" for line in self.missing]
         return "\n".join(lines)
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # -- sources -----------------------------------------------------------------------------------------------
@@ -401,11 +393,8 @@ def _frames_dir(stream: _Stream) -> str:
 
 
 def _write_png(path: Path, image) -> Hashed:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise DataError(f"{path}: cannot encode PNG for a frame of shape {image.shape}")
-    payload = data.tobytes()
-    path.write_bytes(payload)
+    """A decoded (BGR or grey) video frame as PNG, with its size and SHA-256 for the import record."""
+    payload = write_png(path, image, rgb=False, error=DataError)
     return len(payload), hashlib.sha256(payload).hexdigest()
 
 

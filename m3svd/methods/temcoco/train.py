@@ -19,7 +19,6 @@ Determinism: the network is initialised from ``seed``; iteration ``i`` always tr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from m3svd.files import atomic_json
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 10, "patch": 224},
@@ -312,5 +312,5 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
     label = {"method": "temcoco", "trained_by": "m3svd toolkit recipe (not the authors' checkpoint)",
              "iterations": max(start, iterations), **recipe, "final": log.last or None,
              "schedule": f"Adam lr {lr}, x{LR_GAMMA} every {LR_STEP} iterations, grad-norm clip {CLIP_NORM}"}
-    atomic_text(json.dumps(label, indent=2) + "\n", out / "temcoco.json")
+    atomic_json(out / "temcoco.json", label)
     return weights

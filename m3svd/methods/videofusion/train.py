@@ -24,7 +24,6 @@ per-epoch permutations drawn from ``(seed, epoch)``; crops from the dataset's ``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -33,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from m3svd.files import atomic_json
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 6, "patch": 128, "warmup": 5000, "batch_size": 3},  # batch per process (GPU)
@@ -254,7 +254,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
                  "iterations": iterations, **recipe, "final": log.last or None,
                  "schedule": f"AdamW lr {lr} wd {WEIGHT_DECAY}, warm-up {warmup}, cosine to {ETA_MIN} over "
                              f"{PERIOD}, grad-norm clip {CLIP_NORM}"}
-        atomic_text(json.dumps(label, indent=2) + "\n", out / "videofusion.json")
+        atomic_json(out / "videofusion.json", label)
     if world > 1:
         torch.distributed.barrier()
     return weights
