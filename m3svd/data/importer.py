@@ -1,6 +1,6 @@
 """``m3svd import PATH``: a release downloaded by hand, arranged in the canonical layout, hashed and checked.
 
-The full M3SVD release publishes no checksums (``specs/dataset-m3svd.md`` §11.1), so the hashes recorded
+The full M3SVD release publishes no checksums (``docs/dataset-m3svd.md``), so the hashes recorded
 here at import time (``.m3svd/files.csv``) are the only reference :func:`verify_import` can later compare
 against. Sources: a folder, a ``.zip``, a multi-part ``x.zip.001``/``.002``/… (read in place as one
 stream, never joined on disk), or a ``.tar``/``.tar.gz``/``.tgz``. The result is built in a hidden folder
@@ -388,7 +388,7 @@ def _place(plan: dict[str, Path], tmp: Path, place: Callable[[Path, Path], Hashe
 
 # -- frames from videos ----------------------------------------------------------------------------------------
 def _frames_dir(stream: _Stream) -> str:
-    """The image-release folder for a video stream (the GitHub videos are the clean variant, specs §5.3)."""
+    """The image-release folder for a video stream (the GitHub videos are the clean variant)."""
     return f"{stream.split}/{M3SVD_FOLDERS[f'{stream.modality}_{stream.variant}'][0]}/{stream.clip}"
 
 
@@ -424,7 +424,7 @@ def _extract_frames(streams: list[_Stream], tmp: Path, records: dict, progress: 
 
 # -- checks on the result ------------------------------------------------------------------------------------
 def _naming(names: list[str]) -> str:
-    """A frame-name convention in words, e.g. ``4-digit 0-based`` or ``6-digit 1-based`` (specs §6)."""
+    """A frame-name convention in words, e.g. ``4-digit 0-based`` or ``6-digit 1-based``."""
     stems = [n.rsplit(".", 1)[0] for n in names]
     if not all(s.isdigit() for s in stems):
         return "non-numeric"

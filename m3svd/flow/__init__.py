@@ -1,6 +1,6 @@
 """Optical flow for temporal metrics: estimators behind one interface, backward warping, occlusion masks, a cache.
 
-Conventions (``specs/temporal-metrics.md`` §0, §10), fixed for every estimator:
+Conventions (``docs/temporal-metrics.md``), fixed for every estimator:
 
 - A flow is ``float32 H×W×2``, channel 0 = dx (+ right), 1 = dy (+ down), in pixels, defined on the grid of the
   **first** frame of the pair: ``estimator(a, b)(p)`` points from p in ``a`` to its match in ``b``.
@@ -103,7 +103,7 @@ _DIS_FIELDS = ("FinestScale", "PatchSize", "PatchStride", "GradientDescentIterat
 
 
 class DIS(Estimator):
-    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM as in ``golden/temporal``. Offline, no weights.
+    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM, as the temporal-metric goldens were made. Offline, no weights.
 
     Every parameter is read back from the OpenCV object into ``params`` (they differ between presets and could
     change between OpenCV versions); ``overrides`` set any of them (names as in ``_DIS_FIELDS``).

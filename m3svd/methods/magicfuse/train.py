@@ -1,4 +1,4 @@
-"""Training MKF, MagicFuse's only trained module, with the recipe the released ``train.py`` intends (spec §7).
+"""Training MKF, MagicFuse's only trained module, with the recipe the released ``train.py`` intends.
 
 The released script does not run (missing ``model_noz0``, renamed sampler methods); this is its loop made to run:
 

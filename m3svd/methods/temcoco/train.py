@@ -1,4 +1,4 @@
-"""TemCoCo's training recipe (spec §7): losses, optimiser and schedule as the released ``train.py`` really runs.
+"""TemCoCo's training recipe: losses, optimiser and schedule as the released ``train.py`` really runs.
 
 - Data: windows of ``clip_frames`` consecutive frames with one random ``patch``×``patch`` crop shared by all frames
   and both modalities, no augmentation. Inputs are the clean clips degraded by :mod:`m3svd.data.degrade` with

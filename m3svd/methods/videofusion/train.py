@@ -1,4 +1,4 @@
-"""VideoFusion's training recipe (spec §7): the released ``train_VideoFusion.yml`` and losses, as the code runs them.
+"""VideoFusion's training recipe: the released ``train_VideoFusion.yml`` and losses, as the code runs them.
 
 - Data: windows of ``clip_frames`` consecutive frames starting at every frame index (one sample per start), one
   random ``patch``×``patch`` crop shared by all frames and all four streams, no augmentation (the released
