@@ -103,7 +103,7 @@ _DIS_FIELDS = ("FinestScale", "PatchSize", "PatchStride", "GradientDescentIterat
 
 
 class DIS(Estimator):
-    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM, as the temporal-metric goldens were made. Offline, no weights.
+    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM (the goldens' preset). Offline, no weights.
 
     Every parameter is read back from the OpenCV object into ``params`` (they differ between presets and could
     change between OpenCV versions); ``overrides`` set any of them (names as in ``_DIS_FIELDS``).

@@ -87,7 +87,7 @@ class Attention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Query from ``x``, key/value from ``y``. ``norm`` is in the checkpoint but never used (kept for the checkpoint's keys)."""
+    """Query from ``x``, key/value from ``y``. ``norm`` is in the checkpoint but never used."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
