@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from m3svd.data.layouts import ClipSet, open_dataset
+from m3svd.files import atomic_path
 
 
 def _features(with_references: bool):
@@ -88,12 +87,6 @@ def to_hf_dataset(
     if parquet_path is not None:
         target = Path(parquet_path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
-            dataset.to_parquet(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(target) as tmp:
+            dataset.to_parquet(str(tmp))
     return dataset
