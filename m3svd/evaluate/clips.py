@@ -40,12 +40,22 @@ class Stream:
         self._first, self._fused, self._restored = span.start, None, {}
 
     def done(self) -> bool:
-        """Results for this run key are on disk already."""
+        """Results for this run key are on disk already (a file that cannot be read whole, or lacks a column, is
+        damaged: it is recomputed, and :attr:`damaged` says why)."""
         import pandas as pd
+        import pyarrow
 
+        self.damaged = None
         if not self.result_path.exists():
             return False
-        previous = pd.read_parquet(self.result_path, columns=["run_key"])
+        try:
+            previous = pd.read_parquet(self.result_path)
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            self.damaged = f"unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+            return False
+        if list(previous.columns) != ROW_COLUMNS:
+            self.damaged = "its columns are not those of a results file"
+            return False
         return bool(len(previous)) and bool((previous["run_key"] == self.key).all())
 
     def _windows(self):
@@ -125,7 +135,8 @@ def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, 
 
 def evaluate_clip(job: Job) -> list[str]:
     """Fuse (or read) one clip for every output of the job, score every frame, write each output's
-    ``clips/<clip>.parquet``; returns ``"done"`` or ``"skipped"`` per output.
+    ``clips/<clip>.parquet``; returns ``"done"``, ``"skipped"`` or ``"redone: <why>"`` (a damaged results file)
+    per output.
 
     Outputs still to do advance together, chunk by chunk: each chunk's source statistics (image metrics) and
     source flows (temporal metrics) are computed once and used for every method.
@@ -137,8 +148,9 @@ def evaluate_clip(job: Job) -> list[str]:
     start, stop = frame_range(protocol, clip)
     streams = [Stream(job, source, out, clip, reference, range(start, stop)) for source, out in
                zip(job.sources, job.outs, strict=True)]
-    outcomes = ["skipped" if stream.done() else "done" for stream in streams]
-    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome == "done"]
+    outcomes = ["skipped" if stream.done() else f"redone: {stream.damaged}" if stream.damaged else "done"
+                for stream in streams]
+    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome != "skipped"]
     if not streams:
         return outcomes
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]

@@ -24,14 +24,27 @@ def find_dataset(protocol: Protocol, root: str | Path | None) -> ClipSet:
 
     base = Path(root).expanduser() if root is not None else default_root()
     candidates = [base] + [base / folder for folder in protocol.folders]
+    causes = []  # why a folder that exists was not taken: the real problem, when there is one
     for candidate in candidates:
         if candidate.is_dir():
             try:
                 clipset = open_dataset(candidate)
-            except DataError:
+            except DataError as error:
+                causes.append((candidate, str(error)))
                 continue
             if clipset.layout in protocol.layouts:
                 return clipset
+            causes.append((candidate, f"{candidate}: a {clipset.layout} dataset, but protocol {protocol.id} reads "
+                                      f"{'/'.join(protocol.layouts)}"))
+        elif candidate.exists():
+            causes.append((candidate, f"{candidate}: a regular file, not a dataset folder"))
+    # a folder meant for this protocol (the root itself or one of its folders) that holds something broken: that
+    # is the problem to report, not "no dataset"
+    broken = [message for candidate, message in causes
+              if candidate != base or "no known IR/VIS layout" not in message
+              or (root is not None and len(causes) == 1)]
+    if broken:
+        raise EvaluationError(broken[0])
     looked = ", ".join(str(c) for c in candidates)
     raise EvaluationError(
         f"no {'/'.join(protocol.layouts)} dataset for protocol {protocol.id} (looked in {looked}); get it with "

@@ -9,12 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from m3svd import __version__
+from m3svd.errors import M3SVDError
 from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
 from m3svd.evaluate.inputs import find_dataset, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source
 from m3svd.evaluate.scoring import check_device
 from m3svd.evaluate.store import atomic_parquet
 from m3svd.evaluate.summary import summarise
+from m3svd.files import writable_folder
 from m3svd.protocols import Protocol
 
 
@@ -77,6 +79,8 @@ def evaluate_methods(
     if len(set(outs)) < len(outs):
         raise EvaluationError("each method or predictions folder needs its own output folder")
     for source, _ in runs:
+        if isinstance(source, MethodSpec):
+            check_device(source.device, "--device")
         _check_source(source, protocol)
     if executor not in EXECUTORS:
         raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
@@ -89,14 +93,19 @@ def evaluate_methods(
     if missing:
         log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
             f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
-    outs = [Path(out) for _, out in runs]
-    for out in outs:
-        out.mkdir(parents=True, exist_ok=True)
+    outs = [writable_folder(out, "the output folder (--out)") for _, out in runs]
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
-    if flow_cache is None:
+    if flow_cache is None and protocol.temporal_metrics:
         from m3svd.flow import default_cache_dir
 
         flow_cache = default_cache_dir()
+        try:
+            writable_folder(flow_cache, "the flow cache")
+        except M3SVDError as error:  # the default place only: fall back to memory, say so
+            log(f"{error}; source flows are kept in memory only")
+            flow_cache = False
+    elif flow_cache and protocol.temporal_metrics:
+        writable_folder(flow_cache, "the flow cache (--flow-cache)")
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     sources = tuple(source for source, _ in runs)
     threads = 1 if executor == "ray" else threads_per_worker(workers)  # a Ray task holds one CPU
@@ -154,6 +163,9 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
     skipped = [clip for clip, outcome in zip(present, outcomes, strict=True) if outcome == "skipped"]
     for clip in skipped:
         log(f"{clip}: results for these inputs, method and weights exist already in {out}; skipped")
+    for clip, outcome in zip(present, outcomes, strict=True):
+        if outcome.startswith("redone: "):
+            log(f"{out / 'clips' / clip}.parquet: {outcome.removeprefix('redone: ')}; recomputed")
     results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
     summary = summarise(results)
     for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():

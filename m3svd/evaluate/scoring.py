@@ -37,15 +37,24 @@ def per_frame_values(metric, fused: np.ndarray, sources) -> np.ndarray:
         return undefined.values
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, flag: str = "--metrics-device") -> None:
+    """A device torch knows and this machine has; checked before any clip runs, so a typo never reaches the rows."""
     import torch
 
     try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise EvaluationError(f"--metrics-device {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"--metrics-device {device}: torch sees no CUDA device on this machine")
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise EvaluationError(f"{flag} {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise EvaluationError(f"{flag} {device!r}: unsupported device type {parsed.type!r}; use cpu, cuda or cuda:N")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EvaluationError(f"{flag} {device}: torch sees no CUDA device on this machine; use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise EvaluationError(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                                  f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise EvaluationError(f"{flag} {device}: torch sees no MPS device on this machine; use cpu")
 
 
 def torch_scorer(device: str | None, protocol):
