@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from m3svd.data.clip import Clip
-from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames
+from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, read_frames
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
-from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
+from m3svd.evaluate.scoring import TemporalScorer, restoration_metrics, restoration_scores, torch_scorer
 from m3svd.evaluate.store import ROW_COLUMNS, atomic_parquet, provenance, run_key, write_png
 
 SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
@@ -106,15 +106,16 @@ class Stream:
         table = pd.DataFrame(columns)
         table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
         kinds = {m.name: m for m in image_metrics + temporal.metrics}
-        convention = self.job.protocol.convention
+        kinds.update({f"restored_{stream}_{m.name}": m for m in restoration_metrics(self.job.protocol)
+                      for stream in ("ir", "vi")})  # each row stamped with the definition that made it
         stamp = provenance(self.job, self.source, self.clip, self.identity, self.key, input_sha256,
                            temporal.estimator.id)
         for column, value in stamp.items():
             table[column] = value
-        table["convention"] = [kinds[m].convention if m in kinds else convention for m in table["metric"]]
-        table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
-        table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
-        table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
+        table["convention"] = [kinds[m].convention for m in table["metric"]]
+        table["metric_version"] = [kinds[m].version for m in table["metric"]]
+        table["kind"] = [kinds[m].kind for m in table["metric"]]
+        table["higher_is_better"] = [kinds[m].higher_is_better for m in table["metric"]]
         atomic_parquet(table[ROW_COLUMNS], self.result_path)
 
 
@@ -123,7 +124,7 @@ def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, 
     (numbered in the clip) as it is made; yields ``(first frame, fused, the method's Fusion, kept slice)``."""
     folder.mkdir(parents=True, exist_ok=True)
     for window in method.plan(stop - start):
-        ir, vi = clip.frames(start + window.start, start + window.stop)
+        ir, vi = read_frames(clip, start + window.start, start + window.stop)
         fusion = method.fuse(ir if "ir" in inputs else None, vi)
         keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
         fused = checked_fusion(method.name, fusion.fused[keep], vi[keep].shape)
@@ -161,10 +162,10 @@ def evaluate_clip(job: Job) -> list[str]:
     bar = progress_bar(job.progress, stop - start, clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}")
     for a in range(start, stop, SCORE_CHUNK):
         b = min(a + SCORE_CHUNK, stop)
-        ir, vi = clip.frames(a, b)
+        ir, vi = read_frames(clip, a, b)
         input_digest.update(ir.data)
         input_digest.update(vi.data)
-        ref_ir, ref_vi = (ir, vi) if reference is clip else reference.frames(a, b)
+        ref_ir, ref_vi = (ir, vi) if reference is clip else read_frames(reference, a, b)
         sources = metrics.Sources(ir=ref_ir, vi=ref_vi)
         torch_sources = on_torch.sources(ir=ref_ir, vi=ref_vi) if on_torch else None
         chunk_fused, chunk_digests = [], []

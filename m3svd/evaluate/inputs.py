@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from m3svd.data.clip import Clip
-from m3svd.data.frames import list_images, read_image, to_rgb
+from m3svd.data.frames import list_images, read_image, to_grey, to_rgb
 from m3svd.data.layouts import ClipSet, open_dataset
 from m3svd.errors import DataError
 from m3svd.evaluate.jobs import EvaluationError, Job
@@ -107,3 +107,62 @@ def predicted_frames(predictions: str, clip: Clip, start: int, stop: int) -> Cal
         return np.stack(frames)
 
     return read
+
+
+def read_frames(clip: Clip, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ir, vi)`` frames ``[a, b)`` of a clip, checked as `m3svd check`'s integrity checks them: every frame the
+    clip's size, and an infrared frame stored with three channels holds three equal ones (a colour frame in the
+    grey stream is refused, not silently converted to grey), in lossless storage where that can be told."""
+    height, width = clip.size
+    ir, vi = [], []
+    for i in range(a, b):
+        for label, source, out in (("IR", clip.ir_source, ir), ("VIS", clip.vi_source, vi)):
+            raw = source.read(i)
+            if raw.shape[:2] != (height, width):
+                raise EvaluationError(f"{_where(source, i)}: {label} frame {i} of clip {clip.name} is "
+                                      f"{raw.shape[1]}×{raw.shape[0]}, the clip's frames {width}×{height}; "
+                                      f"`m3svd check` lists every such frame")
+            if label == "IR" and raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
+                raise EvaluationError(f"{_where(source, i)}: IR frame {i} of clip {clip.name} has three channels "
+                                      f"that differ (a colour image in the infrared stream); store IR as grey or "
+                                      f"three equal channels")
+            out.append(to_grey(raw) if label == "IR" else to_rgb(raw))
+    return np.stack(ir), np.stack(vi)
+
+
+def _where(source, i: int) -> str:
+    paths = source.paths
+    return str(paths[i]) if len(paths) > i and len(paths) > 1 else f"{source.describe()} (frame {i})"
+
+
+def prediction_notes(folder: str | Path, protocol: Protocol, clipset: ClipSet, present: list[str]) -> list[str]:
+    """Check a predictions folder before anything is scored; returns why its rows could not be submitted (``[]``:
+    nothing found here; `m3svd validate` also refuses copies of a source and degenerate frames).
+
+    Refused (:class:`EvaluationError`), as `m3svd validate` refuses them: frame names that are not frame numbers,
+    a frame given twice, numbering that skips or runs past the clip — they would be scored against the wrong
+    source frames. Scored but labelled: lossy files and folders holding only the protocol's frame range.
+    """
+    from m3svd.data.frames import LOSSLESS_SUFFIXES
+    from m3svd.leaderboard.validate import _numbering
+
+    notes = []
+    start, stop = protocol.frames
+    for name in present:
+        clip = clipset.clip(name, protocol.split, protocol.variant)
+        path = Path(folder) / name
+        if not path.is_dir():
+            raise EvaluationError(f"{path}: no fused frames for clip {name} (expected one image per frame)")
+        files = list_images(path)
+        n = len(clip)
+        if stop is not None and len(files) == stop - start and len(files) != n:
+            notes.append(f"{path}: only the protocol's frames [{start}, {stop}) of {n}")
+            continue
+        problems, _ = _numbering(path, files, n)
+        if problems:
+            raise EvaluationError(problems[0])
+        lossy = [p for p in files if p.suffix.lower() not in LOSSLESS_SUFFIXES]
+        if lossy:
+            notes.append(f"{lossy[0]}: lossy {lossy[0].suffix.lstrip('.').upper()} fused frames "
+                         f"({len(lossy)} in {path}); submissions must be lossless")
+    return notes

@@ -11,7 +11,7 @@ from pathlib import Path
 from m3svd import __version__
 from m3svd.errors import M3SVDError
 from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
-from m3svd.evaluate.inputs import find_dataset, protocol_clips
+from m3svd.evaluate.inputs import find_dataset, prediction_notes, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source
 from m3svd.evaluate.scoring import check_device
 from m3svd.evaluate.store import atomic_parquet
@@ -93,6 +93,11 @@ def evaluate_methods(
     if missing:
         log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
             f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
+    notes = [prediction_notes(source.folder, protocol, clipset, present) if isinstance(source, Predictions) else None
+             for source, _ in runs]
+    for found in notes:
+        for line in found or ():
+            log(f"{line}: scored, but not submittable")
     outs = [writable_folder(out, "the output folder (--out)") for _, out in runs]
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
     if flow_cache is None and protocol.temporal_metrics:
@@ -112,8 +117,8 @@ def evaluate_methods(
     jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), sources, progress and workers == 1,
                 cache, metrics_device, threads) for clip in present]
     outcomes = run_ray(jobs, workers, ray_address) if executor == "ray" else run_jobs(jobs, workers, progress)
-    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
-            for i, out in enumerate(outs)]
+    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log,
+                    notes[i]) for i, out in enumerate(outs)]
 
 
 def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | Path | None = None,
@@ -155,7 +160,7 @@ def _check_source(source: Source, protocol: Protocol) -> None:
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],
-            metrics_device: str | None, log) -> Run:
+            metrics_device: str | None, log, not_submittable: list[str] | None = None) -> Run:
     """One output's results, summary and run.json from its clip files."""
     import pandas as pd
 
@@ -179,6 +184,9 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
         "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
         "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
     }
+    if not_submittable is not None:  # predictions: what keeps these rows off the leaderboard, as far as seen here
+        run_info["submittable"] = not not_submittable and not missing
+        run_info["not_submittable"] = not_submittable
     tmp = out / ".run.json.tmp"
     tmp.write_text(json.dumps(run_info, indent=2) + "\n")
     os.replace(tmp, out / "run.json")

@@ -284,6 +284,9 @@ def _check_metrics(protocol: Protocol, path: Path) -> None:
     if rewarded and not {"tgf", "feacd"} & set(protocol.temporal_metrics):
         raise ProtocolError(f"{path}: a frozen (static) output wins {', '.join(rewarded)}; a protocol naming them "
                             "must also name tgf or feacd, which penalise it (metrics/CONVENTIONS.md)")
-    unknown = sorted(set(protocol.restoration_metrics) - {"psnr", "ssim"})
+    from m3svd.metrics.conventions.restoration import CONVENTION as RESTORATION
+
+    offered = sorted(m.name for m in metrics.list(RESTORATION))
+    unknown = sorted(set(protocol.restoration_metrics) - set(offered))
     if unknown:
-        raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose psnr, ssim")
+        raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose {', '.join(offered)}")
