@@ -110,24 +110,29 @@ def predicted_frames(predictions: str, clip: Clip, start: int, stop: int) -> Cal
 
 
 def read_frames(clip: Clip, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(ir, vi)`` frames ``[a, b)`` of a clip, checked as `m3svd check`'s integrity checks them: every frame the
-    clip's size, and an infrared frame stored with three channels holds three equal ones (a colour frame in the
-    grey stream is refused, not silently converted to grey), in lossless storage where that can be told."""
+    """``(ir, vi)`` frames ``[a, b)`` of a clip, each checked by :func:`read_frame`."""
+    return (np.stack([read_frame(clip, "ir", i) for i in range(a, b)]),
+            np.stack([read_frame(clip, "vi", i) for i in range(a, b)]))
+
+
+def read_frame(clip: Clip, stream: str, i: int) -> np.ndarray:
+    """Frame ``i`` of a clip's ``"ir"`` (grey) or ``"vi"`` (RGB) stream, checked as `m3svd check`'s integrity checks
+    it: the clip's size, and an infrared frame stored with three channels holds three equal ones (a colour frame in
+    the grey stream is refused, not silently converted to grey), in lossless storage where that can be told."""
     height, width = clip.size
-    ir, vi = [], []
-    for i in range(a, b):
-        for label, source, out in (("IR", clip.ir_source, ir), ("VIS", clip.vi_source, vi)):
-            raw = source.read(i)
-            if raw.shape[:2] != (height, width):
-                raise EvaluationError(f"{_where(source, i)}: {label} frame {i} of clip {clip.name} is "
-                                      f"{raw.shape[1]}×{raw.shape[0]}, the clip's frames {width}×{height}; "
-                                      f"`m3svd check` lists every such frame")
-            if label == "IR" and raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
-                raise EvaluationError(f"{_where(source, i)}: IR frame {i} of clip {clip.name} has three channels "
-                                      f"that differ (a colour image in the infrared stream); store IR as grey or "
-                                      f"three equal channels")
-            out.append(to_grey(raw) if label == "IR" else to_rgb(raw))
-    return np.stack(ir), np.stack(vi)
+    label, source = ("IR", clip.ir_source) if stream == "ir" else ("VIS", clip.vi_source)
+    raw = source.read(i)
+    if raw.shape[:2] != (height, width):
+        raise EvaluationError(f"{_where(source, i)}: {label} frame {i} of clip {clip.name} is {raw.shape[1]}×"
+                              f"{raw.shape[0]}, the clip's frames {width}×{height}; `m3svd check` lists every such "
+                              f"frame")
+    if stream == "ir":
+        if raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
+            raise EvaluationError(f"{_where(source, i)}: IR frame {i} of clip {clip.name} has three channels that "
+                                  f"differ (a colour image in the infrared stream); store IR as grey or three equal "
+                                  f"channels")
+        return to_grey(raw)
+    return to_rgb(raw)
 
 
 def _where(source, i: int) -> str:

@@ -89,7 +89,10 @@ def evaluate_methods(
     clipset = find_dataset(protocol, root)
     present, missing = protocol_clips(protocol, clipset)
     if not present:
-        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there")
+        listed = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there (it asks for "
+                              f"{listed}; the dataset has {', '.join(clipset.names[:5]) or 'none'}"
+                              f"{' …' if len(clipset.names) > 5 else ''})")
     if missing:
         log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
             f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")

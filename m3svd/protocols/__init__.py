@@ -280,6 +280,16 @@ def _check_metrics(protocol: Protocol, path: Path) -> None:
             if metric.kind != field and (field, metric.kind) != ("image", "no-reference"):
                 raise ProtocolError(f"{path}: [metrics] {field} lists {name!r}, "
                                     f"{'an' if metric.kind[0] in 'aeiou' else 'a'} {metric.kind} metric")
+    if protocol.temporal_metrics and not protocol.flow.lower().startswith("raft"):
+        from m3svd import flow
+
+        try:
+            flow.estimator(protocol.flow)  # DIS and Farneback are cheap to build; RAFT's name is checked below
+        except M3SVDError as error:
+            raise ProtocolError(f"{path}: [metrics] flow: {error}") from None
+    elif protocol.temporal_metrics and protocol.flow.lower() not in ("raft", "raft-large", "raft-small"):
+        raise ProtocolError(f"{path}: [metrics] flow {protocol.flow!r} unknown; choose dis, dis-fast, dis-ultrafast, "
+                            f"farneback, raft-large, raft-small")
     rewarded = [name for name in protocol.temporal_metrics if name in FROZEN_REWARDED]
     if rewarded and not {"tgf", "feacd"} & set(protocol.temporal_metrics):
         raise ProtocolError(f"{path}: a frozen (static) output wins {', '.join(rewarded)}; a protocol naming them "
