@@ -593,9 +593,7 @@ def _short_clip(w: World) -> list[str]:
 def leaderboard_cases() -> list[Case]:
     cases = [Case(f"record-{name}", _damage_record(change), "", 1, cause) for name, change, cause in RECORD_CASES]
     cases += [
-        Case("check-a-four-frame-clip", _short_clip, "", (0, 1), CLIP,
-             "the sync check's max() over no lags raises on clips of 4 frames (m3svd/data/checks.py, owned by the "
-             "sync/registration change)"),
+        Case("check-a-four-frame-clip", _short_clip, "", (0, 1), CLIP),
         Case("submit-duplicate-frames", _second_submit_of_the_same_frames, "", 2, "duplicate"),
         Case("submit-after-a-killed-submit", _killed_submit, "", 0, "submitted"),
         Case("evaluate-rerun-over-damaged-clip-results", _damaged_clip_results, "", 0, "recomputed"),

@@ -74,9 +74,9 @@ def compute(data: Path = DATA) -> dict[str, dict]:
 
     torch.set_num_threads(1)  # one reduction order for the torch-computed metrics (feaCD)
     f = frames(data)
-    image_sources = Sources(f["ir"], f["vi"])
+    image_sources = Sources(ir=f["ir"], vi=f["vi"])
     with tempfile.TemporaryDirectory() as folder:
-        video_sources = VideoSources(f["ir"], f["vi"], flow="dis", cache=False,
+        video_sources = VideoSources(ir=f["ir"], vi=f["vi"], flow="dis", cache=False,
                                      resnet18=fixed_resnet18(Path(folder) / "resnet18-fixed.pth"))
         from m3svd.metrics import niqe
 
@@ -142,7 +142,7 @@ def _compute(f, image_sources, video_sources) -> dict[str, dict]:
             values = []
             for stream in ("ir", "vi"):
                 try:
-                    values += list(metric(f[f"{stream}_restored"], sources=Sources(clean[stream], clean[stream])))
+                    values += list(metric(f[f"{stream}_restored"], sources=Sources(ir=clean[stream], vi=clean[stream])))
                 except MetricUndefined as undefined:
                     values += list(undefined.values)
         else:

@@ -144,15 +144,14 @@ def prediction_notes(folder: str | Path, protocol: Protocol, clipset: ClipSet, p
     """Check a predictions folder before anything is scored; returns why its rows could not be submitted (``[]``:
     nothing found here; `m3svd validate` also refuses copies of a source and degenerate frames).
 
-    Refused (:class:`EvaluationError`), as `m3svd validate` refuses them: frame names that are not frame numbers,
-    a frame given twice, numbering that skips or runs past the clip — they would be scored against the wrong
-    source frames. Scored but labelled: lossy files and folders holding only the protocol's frame range.
+    Refused (:class:`EvaluationError`), by the numbering rule `m3svd validate` applies: frame names that are not
+    frame numbers, a frame given twice, numbering that skips or runs past the clip (or the protocol's frame range)
+    — they would be scored against the wrong source frames. Scored but labelled: lossy files.
     """
     from m3svd.data.frames import LOSSLESS_SUFFIXES
     from m3svd.leaderboard.validate import _numbering
 
     notes = []
-    start, stop = protocol.frames
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
         path = Path(folder) / name
@@ -160,10 +159,9 @@ def prediction_notes(folder: str | Path, protocol: Protocol, clipset: ClipSet, p
             raise EvaluationError(f"{path}: no fused frames for clip {name} (expected one image per frame)")
         files = list_images(path)
         n = len(clip)
-        if stop is not None and len(files) == stop - start and len(files) != n:
-            notes.append(f"{path}: only the protocol's frames [{start}, {stop}) of {n}")
-            continue
-        problems, _ = _numbering(path, files, n)
+        start, stop = frame_range(protocol, clip)
+        first, count = (start, stop - start) if len(files) == stop - start < n else (0, n)
+        problems, _ = _numbering(path, files, count, first)
         if problems:
             raise EvaluationError(problems[0])
         lossy = [p for p in files if p.suffix.lower() not in LOSSLESS_SUFFIXES]

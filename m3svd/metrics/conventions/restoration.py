@@ -25,7 +25,7 @@ CONVENTION = "restoration"
 
 def restoration_sources(clean: np.ndarray) -> Sources:
     """The clean reference of one stream as the ``Sources`` a restoration metric scores against."""
-    return Sources(clean, clean)
+    return Sources(ir=clean, vi=clean)
 
 
 def _psnr(sources: Sources, restored: np.ndarray) -> np.ndarray:
