@@ -504,6 +504,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 0
+    except OSError as error:  # a path the user gave: read-only, a file where a folder belongs, a full disk
+        from m3svd.files import os_error_line
+
+        print(f"m3svd: error: {os_error_line(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -141,7 +141,9 @@ def test_predictions_need_one_name_per_folder(tmp_path, capsys):
 def test_predictions_with_a_missing_frame_are_refused(tmp_path):
     evaluate(protocols.load("sample"), tmp_path / "made", method=MethodSpec("max"))
     sorted((tmp_path / "made" / "fused" / "sample").glob("*.png"))[-1].unlink()
-    with pytest.raises(EvaluationError, match="expected 32 fused frames for clip sample, found 31"):
+    # named as `m3svd validate` names it, before anything is scored
+    with pytest.raises(EvaluationError, match=r"sample/000031\.png: missing \(frame 31 of the clip's 32; found 31 "
+                                              r"frames\)"):
         evaluate(protocols.load("sample"), tmp_path / "scored", predictions=tmp_path / "made" / "fused", name="x")
 
 
@@ -159,6 +161,9 @@ def test_degraded_protocol_scores_fusion_against_clean_and_restoration(tmp_path,
     psnr = rows[(rows["clip"] == "0111_1716") & (rows["metric"] == "restored_ir_psnr")].sort_values("frame")
     mse = ((noisy_ir.astype(float) - clean_ir) ** 2).reshape(4, -1).mean(axis=1)
     np.testing.assert_allclose(psnr["value"], 10 * np.log10(255**2 / mse))
+    restored = rows[rows["metric"].str.startswith("restored_")]
+    assert set(restored["convention"]) == {"restoration"} and set(restored["kind"]) == {"restoration"}
+    assert set(restored["metric_version"]) == {"1"}  # the registered definitions' versions, not the protocol's
 
 
 def test_workers_give_identical_results(tmp_path, m3svd_frames):
@@ -268,3 +273,33 @@ def test_cli_evaluates_comma_separated_methods_into_one_folder_each(tmp_path, ca
     assert (out / "dwt" / "fused" / "sample").is_dir()
     assert main(["evaluate", "--method", "dwt,max", "--protocol", "sample", "--option", "levels=2"]) == 2
     assert "--weights and --option belong to one method" in capsys.readouterr().err
+
+
+def test_rerun_recomputes_after_an_upgrade_or_a_damaged_clip_file(tmp_path, monkeypatch, capsys):
+    """The run key holds the toolkit version and every metric's version; an unreadable clips/<clip>.parquet is
+    recomputed (and said so), never a traceback."""
+    from leaderboard_kit import short_protocol
+
+    from m3svd.evaluate import store
+
+    protocol = protocols.load(short_protocol(tmp_path))
+    lines = []
+    first = evaluate(protocol, tmp_path / "out", method=MethodSpec("average"), log=lines.append)
+    assert evaluate(protocol, tmp_path / "out", method=MethodSpec("average")).skipped == ["sample"]
+    monkeypatch.setattr(store, "__version__", "999.0")
+    assert evaluate(protocol, tmp_path / "out", method=MethodSpec("average")).skipped == []
+    monkeypatch.undo()
+    assert evaluate(protocol, tmp_path / "out", method=MethodSpec("average")).skipped == []  # the old key again
+    from dataclasses import replace
+
+    metrics.get("en")  # registry loaded
+    monkeypatch.setitem(metrics._REGISTRY, ("en", "m3svd"), replace(metrics.get("en"), version="2"))
+    bumped = evaluate(protocol, tmp_path / "out", method=MethodSpec("average"))
+    assert bumped.skipped == [] and set(bumped.results.loc[bumped.results["metric"] == "en", "metric_version"]) == {"2"}
+    monkeypatch.undo()
+    clip_file = tmp_path / "out" / "clips" / "sample.parquet"
+    clip_file.write_bytes(clip_file.read_bytes()[:200])  # truncated, as a crash or a full disk leaves it
+    again = evaluate(protocol, tmp_path / "out", method=MethodSpec("average"), log=lines.append)
+    assert again.skipped == [] and any("sample.parquet: unreadable" in line and "recomputed" in line
+                                       for line in lines)
+    pd.testing.assert_frame_equal(again.results.drop(columns="run_key"), first.results.drop(columns="run_key"))

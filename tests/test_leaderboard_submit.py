@@ -17,6 +17,7 @@ from m3svd.cli import main
 from m3svd.evaluate import evaluate
 from m3svd.files import sha256_file
 from m3svd.leaderboard import LeaderboardError, Metadata, MixError, SubmissionError, build, submit
+from m3svd.leaderboard.build import load_records
 from m3svd.leaderboard.schema import OVERALL, TABLE_COLUMNS
 
 
@@ -193,16 +194,21 @@ def test_build_admits_only_intact_complete_records(three, tmp_path, capsys):
     manifest["complete"] = False
     (victim / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(LeaderboardError, match="not a complete protocol run; only records of a protocol's complete"):
-        build(lb)
+        load_records(lb)
+    table = build(lb)  # the damaged record is left out and named; the others still build
+    assert victim.name not in set(table["submission"]) and table["submission"].nunique() == 2
+    assert len(table.attrs["left_out"]) == 1 and "not a complete protocol run" in table.attrs["left_out"][0]
     manifest["complete"] = True
     (victim / "manifest.json").write_text(json.dumps(manifest))
     with open(victim / "results.parquet", "r+b") as handle:
         handle.seek(100)
         handle.write(b"\0\0\0\0")
     with pytest.raises(LeaderboardError, match="results.parquet: sha256 differs from the record's manifest.json"):
-        build(lb)
-    assert main(["leaderboard", "build", "--dir", str(lb)]) == 2
-    assert "m3svd: error:" in capsys.readouterr().err
+        load_records(lb)
+    assert main(["leaderboard", "build", "--dir", str(lb)]) == 1
+    err = capsys.readouterr().err
+    assert f"left out: {victim / 'results.parquet'}: sha256 differs" in err and "1 damaged record(s) left out" in err
+    assert pd.read_parquet(lb / "leaderboard.parquet")["submission"].nunique() == 2
 
 
 def test_cli_submit_records_metadata(tmp_path, protocol, capsys):
@@ -221,3 +227,23 @@ def test_cli_submit_records_metadata(tmp_path, protocol, capsys):
     assert "duplicate of submission" in captured.err and len(captured.err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         main(["submit", str(folder), "--name", "X", "--protocol", str(protocol), "--trained-on-m3svd-train", "maybe"])
+
+
+def test_a_killed_submits_staging_is_cleaned_and_a_live_ones_kept(tmp_path, protocol):
+    """A submit killed mid-way leaves ``.staging/<id>/``; the next submit (or build) removes it, but never the
+    folder of a submit still running (it holds the lock on its ``.alive``)."""
+    import fcntl
+
+    lb = tmp_path / "lb"
+    dead, live, fresh = (lb / ".staging" / name for name in ("dead", "live", "fresh"))
+    for folder in (dead, live, fresh):
+        (folder / "run" / "clips").mkdir(parents=True)
+        (folder / "run" / "clips" / "x.parquet").write_bytes(b"PAR1 half")
+    (dead / ".alive").touch()
+    (live / ".alive").touch()  # fresh: no lock file yet, just made; kept for a minute
+    with open(live / ".alive", "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        submit(write_frames(tmp_path / "pred", blend(0.3)), "Blend", protocol, leaderboard_dir=lb)
+        assert not dead.exists() and live.exists() and fresh.exists()
+    build(lb)
+    assert not live.exists() and fresh.exists()

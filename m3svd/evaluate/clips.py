@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from m3svd.data.clip import Clip
-from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames
+from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, read_frames
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
-from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
+from m3svd.evaluate.scoring import TemporalScorer, restoration_metrics, restoration_scores, torch_scorer
 from m3svd.evaluate.store import ROW_COLUMNS, provenance, run_key, write_png
 from m3svd.files import atomic_parquet
 
@@ -41,12 +41,22 @@ class Stream:
         self._first, self._fused, self._restored = span.start, None, {}
 
     def done(self) -> bool:
-        """Results for this run key are on disk already."""
+        """Results for this run key are on disk already (a file that cannot be read whole, or lacks a column, is
+        damaged: it is recomputed, and :attr:`damaged` says why)."""
         import pandas as pd
+        import pyarrow
 
+        self.damaged = None
         if not self.result_path.exists():
             return False
-        previous = pd.read_parquet(self.result_path, columns=["run_key"])
+        try:
+            previous = pd.read_parquet(self.result_path)
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            self.damaged = f"unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+            return False
+        if list(previous.columns) != ROW_COLUMNS:
+            self.damaged = "its columns are not those of a results file"
+            return False
         return bool(len(previous)) and bool((previous["run_key"] == self.key).all())
 
     def _windows(self):
@@ -97,15 +107,16 @@ class Stream:
         table = pd.DataFrame(columns)
         table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
         kinds = {m.name: m for m in image_metrics + temporal.metrics}
-        convention = self.job.protocol.convention
+        kinds.update({f"restored_{stream}_{m.name}": m for m in restoration_metrics(self.job.protocol)
+                      for stream in ("ir", "vi")})  # each row stamped with the definition that made it
         stamp = provenance(self.job, self.source, self.clip, self.identity, self.key, input_sha256,
                            temporal.estimator.id)
         for column, value in stamp.items():
             table[column] = value
-        table["convention"] = [kinds[m].convention if m in kinds else convention for m in table["metric"]]
-        table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
-        table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
-        table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
+        table["convention"] = [kinds[m].convention for m in table["metric"]]
+        table["metric_version"] = [kinds[m].version for m in table["metric"]]
+        table["kind"] = [kinds[m].kind for m in table["metric"]]
+        table["higher_is_better"] = [kinds[m].higher_is_better for m in table["metric"]]
         atomic_parquet(self.result_path, table[ROW_COLUMNS])
 
 
@@ -114,7 +125,7 @@ def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, 
     (numbered in the clip) as it is made; yields ``(first frame, fused, the method's Fusion, kept slice)``."""
     folder.mkdir(parents=True, exist_ok=True)
     for window in method.plan(stop - start):
-        ir, vi = clip.frames(start + window.start, start + window.stop)
+        ir, vi = read_frames(clip, start + window.start, start + window.stop)
         fusion = method.fuse(ir if "ir" in inputs else None, vi)
         keep = slice(window.keep_start - window.start, window.keep_stop - window.start)
         fused = checked_fusion(method.name, fusion.fused[keep], vi[keep].shape)
@@ -126,7 +137,8 @@ def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, 
 
 def evaluate_clip(job: Job) -> list[str]:
     """Fuse (or read) one clip for every output of the job, score every frame, write each output's
-    ``clips/<clip>.parquet``; returns ``"done"`` or ``"skipped"`` per output.
+    ``clips/<clip>.parquet``; returns ``"done"``, ``"skipped"`` or ``"redone: <why>"`` (a damaged results file)
+    per output.
 
     Outputs still to do advance together, chunk by chunk: each chunk's source statistics (image metrics) and
     source flows (temporal metrics) are computed once and used for every method.
@@ -138,8 +150,9 @@ def evaluate_clip(job: Job) -> list[str]:
     start, stop = frame_range(protocol, clip)
     streams = [Stream(job, source, out, clip, reference, range(start, stop)) for source, out in
                zip(job.sources, job.outs, strict=True)]
-    outcomes = ["skipped" if stream.done() else "done" for stream in streams]
-    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome == "done"]
+    outcomes = ["skipped" if stream.done() else f"redone: {stream.damaged}" if stream.damaged else "done"
+                for stream in streams]
+    streams = [stream for stream, outcome in zip(streams, outcomes, strict=True) if outcome != "skipped"]
     if not streams:
         return outcomes
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
@@ -150,10 +163,10 @@ def evaluate_clip(job: Job) -> list[str]:
     bar = progress_bar(job.progress, stop - start, clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}")
     for a in range(start, stop, SCORE_CHUNK):
         b = min(a + SCORE_CHUNK, stop)
-        ir, vi = clip.frames(a, b)
+        ir, vi = read_frames(clip, a, b)
         input_digest.update(ir.data)
         input_digest.update(vi.data)
-        ref_ir, ref_vi = (ir, vi) if reference is clip else reference.frames(a, b)
+        ref_ir, ref_vi = (ir, vi) if reference is clip else read_frames(reference, a, b)
         sources = metrics.Sources(ir=ref_ir, vi=ref_vi)
         torch_sources = on_torch.sources(ir=ref_ir, vi=ref_vi) if on_torch else None
         chunk_fused, chunk_digests = [], []

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from m3svd import __version__
+from m3svd.errors import M3SVDError
 from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
-from m3svd.evaluate.inputs import find_dataset, protocol_clips
+from m3svd.evaluate.inputs import find_dataset, prediction_notes, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source
 from m3svd.evaluate.scoring import check_device
 from m3svd.evaluate.summary import summarise
-from m3svd.files import atomic_json, atomic_parquet
+from m3svd.files import atomic_json, atomic_parquet, writable_folder
 from m3svd.protocols import Protocol
 
 
@@ -75,6 +76,8 @@ def evaluate_methods(
     if len(set(outs)) < len(outs):
         raise EvaluationError("each method or predictions folder needs its own output folder")
     for source, _ in runs:
+        if isinstance(source, MethodSpec):
+            check_device(source.device, "--device")
         _check_source(source, protocol)
     if executor not in EXECUTORS:
         raise EvaluationError(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
@@ -83,26 +86,39 @@ def evaluate_methods(
     clipset = find_dataset(protocol, root)
     present, missing = protocol_clips(protocol, clipset)
     if not present:
-        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there")
+        listed = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there (it asks for "
+                              f"{listed}; the dataset has {', '.join(clipset.names[:5]) or 'none'}"
+                              f"{' …' if len(clipset.names) > 5 else ''})")
     if missing:
         log(f"{len(present)} of {len(present) + len(missing)} protocol clips present; the summary covers those "
             f"only (missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})")
-    outs = [Path(out) for _, out in runs]
-    for out in outs:
-        out.mkdir(parents=True, exist_ok=True)
+    notes = [prediction_notes(source.folder, protocol, clipset, present) if isinstance(source, Predictions) else None
+             for source, _ in runs]
+    for found in notes:
+        for line in found or ():
+            log(f"{line}: scored, but not submittable")
+    outs = [writable_folder(out, "the output folder (--out)") for _, out in runs]
     dataset = "sample" if clipset.layout == "sample" else str(clipset.root)
-    if flow_cache is None:
+    if flow_cache is None and protocol.temporal_metrics:
         from m3svd.flow import default_cache_dir
 
         flow_cache = default_cache_dir()
+        try:
+            writable_folder(flow_cache, "the flow cache")
+        except M3SVDError as error:  # the default place only: fall back to memory, say so
+            log(f"{error}; source flows are kept in memory only")
+            flow_cache = False
+    elif flow_cache and protocol.temporal_metrics:
+        writable_folder(flow_cache, "the flow cache (--flow-cache)")
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     sources = tuple(source for source, _ in runs)
     threads = 1 if executor == "ray" else threads_per_worker(workers)  # a Ray task holds one CPU
     jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), sources, progress and workers == 1,
                 cache, metrics_device, threads) for clip in present]
     outcomes = run_ray(jobs, workers, ray_address) if executor == "ray" else run_jobs(jobs, workers, progress)
-    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log)
-            for i, out in enumerate(outs)]
+    return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log,
+                    notes[i]) for i, out in enumerate(outs)]
 
 
 def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | Path | None = None,
@@ -144,7 +160,7 @@ def _check_source(source: Source, protocol: Protocol) -> None:
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],
-            metrics_device: str | None, log) -> Run:
+            metrics_device: str | None, log, not_submittable: list[str] | None = None) -> Run:
     """One output's results, summary and run.json from its clip files."""
     import pandas as pd
 
@@ -152,6 +168,9 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
     skipped = [clip for clip, outcome in zip(present, outcomes, strict=True) if outcome == "skipped"]
     for clip in skipped:
         log(f"{clip}: results for these inputs, method and weights exist already in {out}; skipped")
+    for clip, outcome in zip(present, outcomes, strict=True):
+        if outcome.startswith("redone: "):
+            log(f"{out / 'clips' / clip}.parquet: {outcome.removeprefix('redone: ')}; recomputed")
     results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
     summary = summarise(results)
     for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():
@@ -165,5 +184,8 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
         "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
         "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
     }
+    if not_submittable is not None:  # predictions: what keeps these rows off the leaderboard, as far as seen here
+        run_info["submittable"] = not not_submittable and not missing
+        run_info["not_submittable"] = not_submittable
     atomic_json(out / "run.json", run_info)
     return Run(out, results, summary, skipped, missing)

@@ -9,22 +9,20 @@ from m3svd.evaluate.jobs import EvaluationError
 
 
 def restoration_scores(metric: str, restored: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    """PSNR (data range 255) or SSIM (Wang et al., Gaussian σ=1.5, on luminance) of restored vs clean frames."""
-    if metric == "psnr":
-        diff = restored.astype(np.float64) - clean.astype(np.float64)
-        mse = (diff.reshape(len(diff), -1) ** 2).mean(axis=1)
-        with np.errstate(divide="ignore"):
-            return np.where(mse == 0, np.inf, 10 * np.log10(255.0**2 / mse))
-    from skimage.metrics import structural_similarity
+    """The registered restoration metric ``metric`` (:mod:`m3svd.metrics.conventions.restoration`) of restored vs
+    clean frames, per frame; undefined frames (identical: PSNR +inf) kept."""
+    from m3svd import metrics
+    from m3svd.metrics.conventions.restoration import CONVENTION, restoration_sources
 
-    from m3svd.data.frames import BT601
+    return per_frame_values(metrics.get(metric, CONVENTION), restored, restoration_sources(clean))
 
-    def grey(x):
-        return x.astype(np.float64) @ BT601 if x.ndim == 4 else x.astype(np.float64)
 
-    return np.array([structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
-                                           use_sample_covariance=False) for a, b in zip(grey(restored), grey(clean),
-                                                                                        strict=True)])
+def restoration_metrics(protocol) -> list:
+    """The protocol's restoration metrics, as registered (their convention and version go into the rows)."""
+    from m3svd import metrics
+    from m3svd.metrics.conventions.restoration import CONVENTION
+
+    return [metrics.get(name, CONVENTION) for name in protocol.restoration_metrics]
 
 
 def per_frame_values(metric, fused: np.ndarray, sources) -> np.ndarray:
@@ -37,15 +35,24 @@ def per_frame_values(metric, fused: np.ndarray, sources) -> np.ndarray:
         return undefined.values
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, flag: str = "--metrics-device") -> None:
+    """A device torch knows and this machine has; checked before any clip runs, so a typo never reaches the rows."""
     import torch
 
     try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise EvaluationError(f"--metrics-device {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"--metrics-device {device}: torch sees no CUDA device on this machine")
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise EvaluationError(f"{flag} {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise EvaluationError(f"{flag} {device!r}: unsupported device type {parsed.type!r}; use cpu, cuda or cuda:N")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EvaluationError(f"{flag} {device}: torch sees no CUDA device on this machine; use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise EvaluationError(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                                  f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise EvaluationError(f"{flag} {device}: torch sees no MPS device on this machine; use cpu")
 
 
 def torch_scorer(device: str | None, protocol):

@@ -18,17 +18,20 @@ RESULTS_SCHEMA = 1
 
 
 def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dict) -> str:
-    """Changes whenever the clip's rows could: protocol bytes, method identity, input files, metric versions."""
+    """Changes whenever the clip's rows could: toolkit version, protocol bytes, method identity, input files, every
+    metric's version (image, temporal, restoration)."""
     from m3svd import metrics
+    from m3svd.evaluate.scoring import restoration_metrics
 
     names = job.protocol.image_metrics + job.protocol.temporal_metrics
     parts = {
+        "toolkit": __version__,  # an upgrade recomputes: code outside the metrics (readers, fusion) may change rows
         "protocol": job.protocol.sha256,
         "method": identity,
         "inputs": [s.identity() for s in (clip.ir_source, clip.vi_source, reference.ir_source, reference.vi_source)],
         "metrics": [metrics.get(n, job.protocol.convention).id + "#" + metrics.get(n, job.protocol.convention).version
                     for n in names],
-        "restoration": list(job.protocol.restoration_metrics),
+        "restoration": [m.id + "#" + m.version for m in restoration_metrics(job.protocol)],
         "schema": RESULTS_SCHEMA,
     }
     if isinstance(source, Predictions):

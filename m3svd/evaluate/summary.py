@@ -47,13 +47,20 @@ def format_summary(summary, metrics_order: list[str] | None = None) -> str:
     names = [m for m in (metrics_order or list(overall.index)) if m in overall.index]
     names += [m for m in overall.index if m not in names]
     clips = [c for c in dict.fromkeys(summary["clip"]) if c]
-    table = summary.pivot_table(index="clip", columns="metric", values="mean")
+    # a metric undefined on every frame of a clip has a NaN mean there: keep its column (pivot_table drops
+    # all-NaN columns) and print it as undefined
+    table = summary[summary["clip"] != ""].set_index(["clip", "metric"])["mean"].unstack("metric").reindex(
+        index=clips, columns=names)
     width = max(10, *(len(n) + 2 for n in names))
     arrows = {m: "↑" if overall.loc[m, "higher_is_better"] else "↓" for m in names}
+
+    def cell(value) -> str:
+        return f"{value:>{width}.4f}" if np.isfinite(value) else f"{'undefined':>{width}}"
+
     lines = [f"{'clip':<12}" + "".join(f"{n + arrows[n]:>{width}}" for n in names)]
     for clip in clips:
-        lines.append(f"{clip:<12}" + "".join(f"{table.loc[clip, n]:>{width}.4f}" for n in names))
-    lines.append(f"{'mean':<12}" + "".join(f"{overall.loc[n, 'mean']:>{width}.4f}" for n in names))
+        lines.append(f"{clip:<12}" + "".join(cell(table.loc[clip, n]) for n in names))
+    lines.append(f"{'mean':<12}" + "".join(cell(overall.loc[n, 'mean']) for n in names))
     half = {n: (overall.loc[n, "ci_high"] - overall.loc[n, "ci_low"]) / 2 for n in names}
-    lines.append(f"{'±95% CI/2':<12}" + "".join(f"{half[n]:>{width}.4f}" for n in names))
+    lines.append(f"{'±95% CI/2':<12}" + "".join(cell(half[n]) for n in names))
     return "\n".join(lines)

@@ -33,36 +33,64 @@ from m3svd.leaderboard.schema import (
 from m3svd.protocols import Ranking
 
 
-def load_records(leaderboard_dir: str | Path) -> list[tuple[dict, object]]:
-    """``(manifest, results)`` of every record, each checked against its manifest's hashes."""
+def load_records(leaderboard_dir: str | Path, left_out: list[str] | None = None) -> list[tuple[dict, object]]:
+    """``(manifest, results)`` of every record, each checked against its manifest's hashes.
+
+    A damaged record (unreadable, altered, incomplete) raises :class:`LeaderboardError`; with a ``left_out`` list
+    it is left out instead, its one-line reason appended, so one bad record does not keep the others off the board.
+    """
+    records = []
+    for record in record_dirs(leaderboard_dir):
+        try:
+            records.append(_load_record(record))
+        except LeaderboardError as error:
+            if left_out is None:
+                raise
+            left_out.append(str(error))
+    return records
+
+
+def _load_record(record: Path) -> tuple[dict, object]:
     import pandas as pd
 
     from m3svd.files import sha256_file
 
-    records = []
-    for record in record_dirs(leaderboard_dir):
-        manifest = read_manifest(record)
-        for file, expected in manifest.get("files", {}).items():
-            path = record / file
-            if not path.is_file():
-                raise LeaderboardError(f"{path}: missing from the record")
-            if sha256_file(path) != expected:
-                raise LeaderboardError(f"{path}: sha256 differs from the record's manifest.json; the record was "
-                                       f"altered or damaged after `m3svd submit` wrote it")
-        if not manifest.get("complete"):
-            raise LeaderboardError(f"{record}: not a complete protocol run; only records of a protocol's complete "
-                                   f"data may enter the leaderboard")
-        try:
-            results = pd.read_parquet(record / "results.parquet")
-        except (OSError, ValueError) as error:
-            raise LeaderboardError(f"{record / 'results.parquet'}: unreadable ({error})") from None
-        shas = set(results["protocol_sha256"])
-        if shas != {manifest["protocol"]["sha256"]}:
-            raise LeaderboardError(f"{record / 'results.parquet'}: rows carry protocol sha256 "
-                                   f"{', '.join(sorted(s[:12] for s in shas))}, the manifest "
-                                   f"{manifest['protocol']['sha256'][:12]}")
-        records.append((manifest, results))
-    return records
+    manifest = read_manifest(record)
+    for key in ("id", "name", "protocol", "files", "metadata", "submitted_at", "evaluated_by", "fused_sha256"):
+        if key not in manifest:
+            raise LeaderboardError(f"{record / 'manifest.json'}: no {key!r}; not a record `m3svd submit` wrote")
+    protocol, files = manifest["protocol"], manifest["files"]
+    if not isinstance(protocol, dict) or not {"id", "key", "version", "sha256"} <= set(protocol):
+        raise LeaderboardError(f"{record / 'manifest.json'}: 'protocol' lacks id, key, version or sha256")
+    if not isinstance(files, dict) or "results.parquet" not in files:
+        raise LeaderboardError(f"{record / 'manifest.json'}: 'files' lists no sha256 of results.parquet")
+    for file, expected in files.items():
+        path = record / file
+        if not path.is_file():
+            raise LeaderboardError(f"{path}: missing from the record")
+        if sha256_file(path) != expected:
+            raise LeaderboardError(f"{path}: sha256 differs from the record's manifest.json; the record was "
+                                   f"altered or damaged after `m3svd submit` wrote it")
+    if not manifest.get("complete"):
+        raise LeaderboardError(f"{record}: not a complete protocol run; only records of a protocol's complete "
+                               f"data may enter the leaderboard")
+    try:
+        results = pd.read_parquet(record / "results.parquet")
+    except (OSError, ValueError) as error:
+        raise LeaderboardError(f"{record / 'results.parquet'}: unreadable ({str(error).splitlines()[0]})") from None
+    missing = [c for c in ("metric", "value", "clip", "frame", "convention", "metric_version", "kind",
+                           "higher_is_better", "toolkit_version", "method_version", "protocol_sha256")
+               if c not in results.columns]
+    if missing or results.empty:
+        raise LeaderboardError(f"{record / 'results.parquet'}: "
+                               + (f"no {missing[0]!r} column" if missing else "no rows")
+                               + "; not a results file `m3svd submit` wrote")
+    shas = set(results["protocol_sha256"])
+    if shas != {manifest["protocol"]["sha256"]}:
+        raise LeaderboardError(f"{record / 'results.parquet'}: rows carry protocol sha256 "
+                               f"{', '.join(sorted(s[:12] for s in shas))}, the manifest "
+                               f"{manifest['protocol']['sha256'][:12]}")
+    return manifest, results
 
 
 def check_comparable(key: str, records: list[tuple[dict, object]]) -> None:
@@ -118,8 +146,10 @@ def ranking_of(key: str, records: list[tuple[dict, object]]) -> Ranking:
     return Ranking.from_dict(json.loads(next(iter(found))))
 
 
-def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
-    """The ranked long-format table of every record in ``leaderboard_dir``; written to ``leaderboard.parquet``."""
+def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True, log=lambda line: None):
+    """The ranked long-format table of every intact record in ``leaderboard_dir``; written to
+    ``leaderboard.parquet``. A damaged record is left out and named (``log``, and ``table.attrs["left_out"]``);
+    the others still build."""
     import pandas as pd
 
     from m3svd.evaluate import summarise
@@ -128,8 +158,18 @@ def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
     if write and not leaderboard_dir.is_dir():
         raise LeaderboardError(f"{leaderboard_dir}: no leaderboard folder (expected {submissions_dir(leaderboard_dir)}"
                                f"/<id>/ records from `m3svd submit`)")
+    if write:
+        from m3svd.files import writable_folder
+        from m3svd.leaderboard.submit import clean_staging
+
+        writable_folder(leaderboard_dir, "the leaderboard folder (--dir)")
+        clean_staging(leaderboard_dir, log)
+    left_out: list[str] = []
     by_protocol: dict[str, list] = {}
-    for manifest, results in load_records(leaderboard_dir):
+    records = load_records(leaderboard_dir, left_out)
+    for line in left_out:
+        log(f"left out: {line}")
+    for manifest, results in records:
         by_protocol.setdefault(manifest["protocol"]["key"], []).append((manifest, results))
     frames = []
     rankings = {}
@@ -141,6 +181,7 @@ def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
             frames.append(_rows(manifest, results, summarise(results), names.count(manifest["name"]) > 1))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS)
     table = _ranked(table, rankings)[TABLE_COLUMNS]
+    table.attrs["left_out"] = left_out
     if write:
         from m3svd.leaderboard.submit import locked
 

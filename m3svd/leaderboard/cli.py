@@ -93,10 +93,16 @@ def cmd_leaderboard(args) -> int:
     if args.reported:
         print(render_reported(load_reported(folder), args.format))
         return 0
-    table = build(folder, write=args.action == "build")
+    if args.html:
+        from m3svd.files import writable_folder
+
+        writable_folder(args.html, "the site folder (--html)")  # before the build, not after it
+    table = build(folder, write=args.action == "build", log=lambda line: print(line, file=sys.stderr))
+    left_out = table.attrs.get("left_out", [])
     if args.action == "build":
         print(f"wrote {folder / 'leaderboard.parquet'}: {table['submission'].nunique()} submission(s), "
-              f"{table['protocol'].nunique()} protocol(s), {len(table)} rows", file=sys.stderr)
+              f"{table['protocol'].nunique()} protocol(s), {len(table)} rows"
+              + (f"; {len(left_out)} damaged record(s) left out (named above)" if left_out else ""), file=sys.stderr)
     if args.readme:
         from m3svd.leaderboard.readme import write_readme
 
@@ -109,7 +115,7 @@ def cmd_leaderboard(args) -> int:
         site = write_site(table, args.html, folder, cards=args.cards, root=args.root, fused=args.fused)
         print(f"wrote {site / 'index.html'}", file=sys.stderr)
     print(render(table, args.format, None))
-    return 0
+    return 1 if left_out else 0  # built, but not every record is in it
 
 
 def add_commands(sub) -> None:
@@ -176,7 +182,9 @@ def add_commands(sub) -> None:
         "protocol (sortable tables with CIs and per-metric ranks, reference rows apart, each metric linked to its "
         "card; figures: rank stability under a bootstrap over clips, per-frame curves on video protocols, and a "
         "qualitative strip when --root and --fused are given; one page per method with its provenance). "
-        "--reported shows the numbers copied from papers instead, labelled, never ranked with verified rows.",
+        "--reported shows the numbers copied from papers instead, labelled, never ranked with verified rows. A "
+        "damaged record (unreadable, altered after submit, incomplete) is left out and named; the others still "
+        "build, and the exit status is 1.",
     )
     lb.add_argument("action", nargs="?", choices=("build",), help="write LB/leaderboard.parquet too")
     lb.add_argument("--protocol", metavar="P", help="only this protocol (id or id@version)")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from m3svd import __version__
-from m3svd.files import atomic_json, sha256_file
+from m3svd.files import atomic_json, sha256_file, writable_folder
 from m3svd.leaderboard.schema import (
     INDEX,
     LOCK,
@@ -54,6 +54,43 @@ def locked(leaderboard_dir: str | Path):
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / LOCK):
         yield
+
+
+ALIVE = ".alive"  # in each staging folder: locked by the submit building it for as long as it runs
+STALE_UNLOCKED_S = 60  # a staging folder without its lock file, older than this, belongs to no live submit
+
+
+def clean_staging(leaderboard_dir: str | Path, log=lambda line: None) -> list[Path]:
+    """Remove the staging folders of submits that are no longer running (killed: their ``finally`` never ran).
+
+    A live submit holds an exclusive lock on ``<staging>/.alive``; a folder whose lock can be taken is a leftover.
+    Concurrent submits are safe: one never removes another's folder while that one runs.
+    """
+    import fcntl
+    import time
+
+    removed = []
+    folder = Path(leaderboard_dir) / STAGING
+    if not folder.is_dir():
+        return removed
+    for staging in sorted(folder.iterdir()):
+        alive = staging / ALIVE
+        if not staging.is_dir():
+            continue
+        try:
+            with open(alive, "rb") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a submit is running there
+                shutil.rmtree(staging, ignore_errors=True)
+        except FileNotFoundError:  # made, lock file not yet (a live submit) or never (killed at once)
+            if time.time() - staging.stat().st_mtime < STALE_UNLOCKED_S:
+                continue
+            shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging)
+        log(f"{staging}: removed, left by an interrupted submit")
+    return removed
 
 
 @dataclass(frozen=True)
@@ -111,10 +148,16 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
         message = (f"{problems[0]} (nothing was submitted)" if len(problems) == 1
                    else f"{where}: {len(problems)} problems (listed above); nothing was submitted")
         raise SubmissionError(message, problems)
-    leaderboard_dir = Path(leaderboard_dir)
+    leaderboard_dir = writable_folder(leaderboard_dir, "the leaderboard folder (--dir)")
+    clean_staging(leaderboard_dir, log)
     staging = leaderboard_dir / STAGING / uuid.uuid4().hex
+    alive = None
     try:
+        import fcntl
+
         staging.mkdir(parents=True)
+        alive = open(staging / ALIVE, "wb")  # noqa: SIM115 - held, locked, for the whole submit
+        fcntl.flock(alive, fcntl.LOCK_EX)
         frames = sum(i.frames for i in inspections)
         log(f"scoring {len(entries)} folder(s) on protocol {protocol.key} in one pass ({len(inspections[0].clips)} "
             f"clip(s), {frames} frames)")
@@ -155,6 +198,8 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
         return out
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if alive is not None:
+            alive.close()
 
 
 def _manifest(record_id: str, entry: Entry, protocol: Protocol, inspection, results, run_info: dict, record: Path,

@@ -63,6 +63,7 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     outputs (:func:`m3svd.leaderboard.origin.published_origin`), accepted even when lossy.
     """
     from m3svd.evaluate import find_dataset, protocol_clips
+    from m3svd.evaluate.inputs import frame_range
 
     protocol = as_protocol(protocol)
     directory = Path(directory)
@@ -86,6 +87,12 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     clean, mapped = True, []
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
+        try:
+            frame_range(protocol, clip)
+        except M3SVDError as error:  # the protocol does not fit this dataset: nothing to check frames against
+            result.problems.append(str(error))
+            clean = False
+            continue
         problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics),
                                           reference=reference, published=published, frames=protocol.frames)
         result.problems += problems
@@ -233,15 +240,17 @@ def _numbering(folder: Path, files: list[Path], n: int, first: int = 0) -> tuple
 
 def _input_streams(clip) -> dict:
     """``label -> (read frame i as RGB, source files)`` for every input stream a submission could copy."""
-    def grey_vi(c):
-        return lambda i: _grey3(c.vi(i))
+    from m3svd.evaluate.inputs import read_frame  # checked as evaluate reads them: sizes, colour in the IR stream
 
-    streams = {"IR": (lambda i: to_rgb(clip.ir(i)), clip.ir_source.paths),
-               "VIS": (clip.vi, clip.vi_source.paths), "VIS grey": (grey_vi(clip), ())}
+    def grey_vi(c):
+        return lambda i: _grey3(read_frame(c, "vi", i))
+
+    streams = {"IR": (lambda i: to_rgb(read_frame(clip, "ir", i)), clip.ir_source.paths),
+               "VIS": (lambda i: read_frame(clip, "vi", i), clip.vi_source.paths), "VIS grey": (grey_vi(clip), ())}
     reference = clip.reference
     if reference is not None:
-        streams.update({"clean IR": (lambda i: to_rgb(reference.ir(i)), reference.ir_source.paths),
-                        "clean VIS": (reference.vi, reference.vi_source.paths),
+        streams.update({"clean IR": (lambda i: to_rgb(read_frame(reference, "ir", i)), reference.ir_source.paths),
+                        "clean VIS": (lambda i: read_frame(reference, "vi", i), reference.vi_source.paths),
                         "clean VIS grey": (grey_vi(reference), ())})
     return streams
 

@@ -24,7 +24,7 @@ import numpy as np
 from m3svd.errors import M3SVDError
 from m3svd.metrics.inputs import to_levels
 
-KINDS = ("image", "temporal", "no-reference")
+KINDS = ("image", "temporal", "no-reference", "restoration")  # restoration: a restored stream vs its clean frames
 
 
 class MetricError(M3SVDError, ValueError):

@@ -149,9 +149,12 @@ def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
             raise ProtocolError(f"{path}: {where}: {what}; expected keys {', '.join(sorted(keys))}")
 
     need(doc, SCHEMA_KEYS, "top level", optional={"ranking"})
+    _check_types(doc, path)
     data, metrics = doc["data"], doc["metrics"]
     need(data, DATA_KEYS, "[data]", optional={"split"})
     need(metrics, METRIC_KEYS, "[metrics]", optional={"temporal", "restoration"})
+    _check_types(data, path, "data")
+    _check_types(metrics, path, "metrics")
     frames = data["frames"]
     if frames == "all":
         frames = (0, None)
@@ -179,6 +182,40 @@ def _parse(doc: dict, path: Path, sha256: str) -> Protocol:
 
         protocol = replace(protocol, ranking=_ranking(doc["ranking"], protocol, path))
     return protocol
+
+
+# The TOML type of every key (checked before any value is used: `clips = 5` or `layouts = "m3svd"` is one line
+# naming the key, not a TypeError or a protocol that silently iterates a string's letters). frames, inputs and
+# clips' allowed values are checked where they are read.
+_STR, _STRS, _NUM = "a string", "a list of strings", "a number or string"
+TYPES = {
+    "": {"id": _STR, "version": _NUM, "description": _STR, "data": "a table", "metrics": "a table",
+         "ranking": "a table"},
+    "data": {"layouts": _STRS, "folders": _STRS, "split": _STR, "clips": "a string or a list of strings",
+             "frames": "\"all\" or [start, stop]", "variant": _STR, "inputs": _STRS, "references": _STR},
+    "metrics": {"convention": _STR, "image": _STRS, "temporal": _STRS, "restoration": _STRS, "flow": _STR},
+}
+
+
+def _check_types(table: dict, path: Path, section: str = "") -> None:
+    def fits(value, expected: str) -> bool:
+        if expected == _STR:
+            return isinstance(value, str)
+        if expected == _STRS:
+            return isinstance(value, builtins.list) and all(isinstance(v, str) for v in value)
+        if expected == _NUM:
+            return isinstance(value, str | int | float) and not isinstance(value, bool)
+        if expected == "a table":
+            return isinstance(value, dict)
+        if expected.startswith("a string or"):
+            return isinstance(value, str) or fits(value, _STRS)
+        return True  # frames: checked with its values
+
+    for key, expected in TYPES[section].items():
+        if key in table and not fits(table[key], expected):
+            where = f"[{section}] {key}" if section else key
+            raise ProtocolError(f"{path}: {where} must be {expected}, found {table[key]!r} "
+                                f"({type(table[key]).__name__})")
 
 
 def _ranking(table, protocol: Protocol, path: Path) -> Ranking:
@@ -243,10 +280,23 @@ def _check_metrics(protocol: Protocol, path: Path) -> None:
             if metric.kind != field and (field, metric.kind) != ("image", "no-reference"):
                 raise ProtocolError(f"{path}: [metrics] {field} lists {name!r}, "
                                     f"{'an' if metric.kind[0] in 'aeiou' else 'a'} {metric.kind} metric")
+    if protocol.temporal_metrics and not protocol.flow.lower().startswith("raft"):
+        from m3svd import flow
+
+        try:
+            flow.estimator(protocol.flow)  # DIS and Farneback are cheap to build; RAFT's name is checked below
+        except M3SVDError as error:
+            raise ProtocolError(f"{path}: [metrics] flow: {error}") from None
+    elif protocol.temporal_metrics and protocol.flow.lower() not in ("raft", "raft-large", "raft-small"):
+        raise ProtocolError(f"{path}: [metrics] flow {protocol.flow!r} unknown; choose dis, dis-fast, dis-ultrafast, "
+                            f"farneback, raft-large, raft-small")
     rewarded = [name for name in protocol.temporal_metrics if name in FROZEN_REWARDED]
     if rewarded and not {"tgf", "feacd"} & set(protocol.temporal_metrics):
         raise ProtocolError(f"{path}: a frozen (static) output wins {', '.join(rewarded)}; a protocol naming them "
                             "must also name tgf or feacd, which penalise it (metrics/CONVENTIONS.md)")
-    unknown = sorted(set(protocol.restoration_metrics) - {"psnr", "ssim"})
+    from m3svd.metrics.conventions.restoration import CONVENTION as RESTORATION
+
+    offered = sorted(m.name for m in metrics.list(RESTORATION))
+    unknown = sorted(set(protocol.restoration_metrics) - set(offered))
     if unknown:
-        raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose psnr, ssim")
+        raise ProtocolError(f"{path}: restoration metric {unknown[0]!r} unknown; choose {', '.join(offered)}")
