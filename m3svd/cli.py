@@ -230,7 +230,7 @@ def _parse_options(method_name: str, pairs: list[str]) -> dict:
 
 def cmd_evaluate(args) -> int:
     from m3svd import protocols
-    from m3svd.evaluate import MethodSpec, Predictions, evaluate_methods
+    from m3svd.evaluate import MethodSpec, Predictions, Subset, evaluate_methods
     from m3svd.memory import keep_freed_memory
 
     if (args.method is None) == (args.predictions is None):
@@ -244,10 +244,12 @@ def cmd_evaluate(args) -> int:
             raise M3SVDError(f"--device {args.device}: no CUDA device on this machine; use --device cpu")
     protocol = protocols.load(args.protocol)
     keep_freed_memory()
-    progress = not args.no_progress and sys.stderr.isatty()
+    subset = None
+    if args.clips or args.frames:
+        subset = Subset(tuple(_listed("--clips", args.clips)) if args.clips else None, args.frames)
     common = dict(root=args.root, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
                   flow_cache=False if args.no_flow_cache else args.flow_cache, metrics_device=args.metrics_device,
-                  progress=progress, log=lambda line: print(line, file=sys.stderr))
+                  progress=_progress(args), log=lambda line: print(line, file=sys.stderr), subset=subset)
     if args.predictions is not None:
         folders, names = _listed("--predictions", args.predictions), _listed("--name", args.name)
         if len(folders) != len(names):
@@ -260,14 +262,36 @@ def cmd_evaluate(args) -> int:
             raise M3SVDError("--weights and --option belong to one method; evaluate such a method on its own")
         sources = [MethodSpec(n, args.device, str(args.weights) if args.weights else None,
                               tuple(sorted(_parse_options(n, args.option).items()))) for n in names]
-    if args.out is None:
-        outs = [Path("m3svd-results") / n / protocol.id for n in names]
+    if args.out is None:  # a partial run keeps apart from the full one it previews
+        outs = [Path("m3svd-results") / n / (protocol.id + ("-partial" if subset else "")) for n in names]
     else:
         outs = [args.out] if len(names) == 1 else [args.out / n for n in names]
     runs = evaluate_methods(protocol, list(zip(sources, outs, strict=True)), **common)
     for run in runs:
         _print_run(run, protocol)
     return 0
+
+
+def _progress(args) -> bool | str:
+    """A tqdm bar on a terminal; plain lines with an ETA when stderr is a log or a pipe; nothing with
+    --no-progress."""
+    if args.no_progress:
+        return False
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _frames(text: str) -> tuple[int, int | None]:
+    """``START:STOP`` (STOP may be left out: to the end of the protocol's range), 0-based, STOP excluded."""
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        value = (int(start) if start else 0, int(stop) if stop else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 0:16), found {text!r}") from None
+    if value[0] < 0 or (value[1] is not None and value[1] <= value[0]):
+        raise argparse.ArgumentTypeError(f"expected 0 <= START < STOP, found {text!r}")
+    return value
 
 
 def _listed(flag: str, text: str) -> list[str]:
@@ -283,7 +307,9 @@ def _print_run(run, protocol) -> None:
 
     label = run.results["method"].iloc[0]
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
-          f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
+          f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)"
+          + (" — PARTIAL (--clips/--frames): a preview, not the protocol's result; submit refuses it"
+             if run.partial else ""))
     temporal = run.summary["metric"].isin(protocol.temporal_metrics)
     print(format_summary(run.summary[~temporal], list(protocol.image_metrics)))
     if temporal.any():
@@ -442,9 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-flow-cache", action="store_true", help="keep source flows in memory only")
     ev.add_argument("--metrics-device", metavar="DEVICE", help="score the m3svd image metrics that have a torch "
                     "path on DEVICE (cuda, cuda:N, cpu) in float64: the same values as the default numpy path")
-    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>; with "
-                    "several methods, OUT/<method>)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>, or "
+                    "<protocol>-partial with --clips/--frames; with several methods, OUT/<method>)")
+    ev.add_argument("--clips", metavar="NAME[,NAME...]", help="a quick look: only these protocol clips (results "
+                    "marked partial in run.json; `m3svd submit` refuses them)")
+    ev.add_argument("--frames", type=_frames, metavar="START:STOP", help="a quick look: only frames START to STOP-1 "
+                    "of each clip, inside the protocol's range (results marked partial)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, otherwise a "
+                    "plain line with an ETA every 10%% of clips or 30 s)")
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser(

@@ -1,0 +1,105 @@
+"""Quick subsets (`evaluate --clips/--frames`), progress lines off a terminal: real runs on the built-in sample."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pandas as pd
+import pytest
+from leaderboard_kit import blend, short_protocol, write_frames
+
+from m3svd import evaluate as ev
+from m3svd import protocols
+from m3svd.cli import main
+from m3svd.evaluate.clips import LineProgress
+from m3svd.leaderboard import submit
+from m3svd.leaderboard.schema import SubmissionError
+
+
+def test_frames_subset_is_partial_and_a_full_run_redoes_it(tmp_path, capsys):
+    protocol = short_protocol(tmp_path)  # the sample's frames [0, 4)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--method", "average", "--protocol", str(protocol), "--frames", "1:3", "--clips",
+                 "sample", "--out", str(out), "--no-flow-cache"]) == 0
+    assert "PARTIAL" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["partial"] is True and run["complete"] is False
+    assert run["subset"] == {"clips": ["sample"], "frames": [1, 3]}
+    rows = pd.read_parquet(out / "results.parquet")
+    assert sorted(rows["frame"].unique()) == [1, 2]
+    partial_key = rows["run_key"].iloc[0]
+    # the same frames as the protocol's own range still give a partial run, with a key of its own
+    assert main(["evaluate", "--method", "average", "--protocol", str(protocol), "--frames", "0:4", "--out", str(out),
+                 "--no-flow-cache"]) == 0
+    capsys.readouterr()
+    covering_key = pd.read_parquet(out / "results.parquet")["run_key"].iloc[0]
+    full = ev.evaluate(protocols.load(protocol), out, method=ev.MethodSpec("average"), flow_cache=False)
+    assert full.skipped == [] and not full.partial  # the full run was not fooled by the partial files
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] is True and run["partial"] is False and run["subset"] is None
+    full_key = full.results["run_key"].iloc[0]
+    assert len({partial_key, covering_key, full_key}) == 3
+    assert sorted(full.results["frame"].unique()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--frames", "2:9"], "--frames 2:9 lies outside the frames protocol short-sample scores, [0, 4)"),
+    (["--frames", "3:1"], "expected 0 <= START < STOP, found '3:1'"),
+    (["--frames", "x"], "expected START:STOP (e.g. 0:16), found 'x'"),
+    (["--clips", "sampel"], "--clips sampel: not a clip of protocol short-sample (it has 1: sample)"),
+])
+def test_bad_subsets_are_one_line_errors(tmp_path, capsys, argv, message):
+    protocol = short_protocol(tmp_path)
+    try:
+        code = main(["evaluate", "--method", "average", "--protocol", str(protocol), "--out", str(tmp_path / "o"),
+                     "--no-flow-cache", *argv])
+    except SystemExit as exit_:  # argparse: usage and one error line
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.strip().splitlines()[-1].startswith(("m3svd: error:", "m3svd evaluate: error:"))
+
+
+def test_submit_refuses_a_partial_run(tmp_path, monkeypatch):
+    """submit scores the full protocol itself; were a subset ever to reach it, the record is refused, none lands."""
+    protocol = short_protocol(tmp_path)
+    folder = write_frames(tmp_path / "frames", blend(0.4))
+    real = ev.evaluate_methods
+    monkeypatch.setattr(ev, "evaluate_methods", lambda *a, **k: real(*a, **k, subset=ev.Subset(frames=(0, 2))))
+    lb = tmp_path / "lb"
+    with pytest.raises(SubmissionError, match=r"scored on part of protocol short-sample@1 only"):
+        submit(folder, "Blend", protocol, leaderboard_dir=lb, metadata={"training_data": "none"})
+    assert not list(lb.glob("submissions/*"))
+
+
+def test_progress_lines_every_tenth_or_30_seconds_with_an_eta():
+    now = [0.0]
+    stream = io.StringIO()
+    bar = LineProgress(20, "evaluate", unit="clip", stream=stream, clock=lambda: now[0])
+    for _ in range(20):
+        now[0] += 1.0
+        bar.update(1)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10  # every 10 %: 2, 4, ... 20 clips; close adds nothing new
+    assert lines[0] == "evaluate: 2/20 clips (10%), 0m02s elapsed, ETA 0m18s"
+    assert lines[-1] == "evaluate: 20/20 clips (100%), 0m20s elapsed"
+    slow = io.StringIO()
+    bar = LineProgress(1000, "clip", stream=slow, clock=lambda: now[0], step=None)
+    for _ in range(5):
+        now[0] += 12.0
+        bar.update(1)
+    assert slow.getvalue().splitlines() == ["clip: 3/1000 frames (0%), 0m36s elapsed, ETA 3h19m"]  # 12 s × 997
+
+
+def test_evaluate_prints_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    protocol = short_protocol(tmp_path)
+    assert main(["evaluate", "--method", "average", "--protocol", str(protocol), "--out", str(tmp_path / "a"),
+                 "--no-flow-cache"]) == 0
+    err = capsys.readouterr().err  # pytest's capture is not a terminal
+    assert re.search(r"^evaluate: 1/1 clips \(100%\), \d+m\d\ds elapsed$", err, re.M), err
+    assert main(["evaluate", "--method", "max", "--protocol", str(protocol), "--out", str(tmp_path / "b"),
+                 "--no-flow-cache", "--no-progress"]) == 0
+    assert "evaluate:" not in capsys.readouterr().err
