@@ -269,6 +269,20 @@ def cmd_evaluate(args) -> int:
     runs = evaluate_methods(protocol, list(zip(sources, outs, strict=True)), **common)
     for run in runs:
         _print_run(run, protocol)
+    if len(runs) > 1:
+        from m3svd.evaluate.compare import compare, format_comparison
+
+        print()
+        order = list(protocol.image_metrics + protocol.temporal_metrics)
+        print(format_comparison(compare([run.out for run in runs]), order=order))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from m3svd.evaluate.compare import compare, format_comparison
+
+    metrics = _listed("--metrics", args.metrics) if args.metrics else None
+    print(format_comparison(compare(args.folders), metrics))
     return 0
 
 
@@ -477,6 +491,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, otherwise a "
                     "plain line with an ETA every 10%% of clips or 30 s)")
     ev.set_defaults(func=cmd_evaluate)
+
+    cmp = sub.add_parser(
+        "compare", help="one table of several methods' results, with confidence intervals",
+        description="Print one table of several results on the same protocol: per metric the mean over clips and "
+        "half its 95%% bootstrap interval (mean±h), * on each metric's best method. The sources and the plain "
+        "average (ir, vi, average; a record's reference flag) are shown apart, under the ranked rows. Each FOLDER "
+        "is an `m3svd evaluate` output folder or a leaderboard record (LB/submissions/<id>/); a partial run "
+        "(--clips/--frames) is labelled.",
+    )
+    cmp.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    cmp.add_argument("--metrics", metavar="NAME[,NAME...]", help="only these metrics, in this order")
+    cmp.set_defaults(func=cmd_compare)
 
     tr = sub.add_parser(
         "train", help="train a deep method with its published recipe",

@@ -103,3 +103,34 @@ def test_evaluate_prints_progress_lines_when_stderr_is_not_a_terminal(tmp_path, 
     assert main(["evaluate", "--method", "max", "--protocol", str(protocol), "--out", str(tmp_path / "b"),
                  "--no-flow-cache", "--no-progress"]) == 0
     assert "evaluate:" not in capsys.readouterr().err
+
+
+def test_several_methods_print_one_comparison_and_compare_reads_folders_and_records(tmp_path, capsys):
+    protocol = short_protocol(tmp_path)
+    out = tmp_path / "runs"
+    assert main(["evaluate", "--method", "max,vi,average,laplacian", "--protocol", str(protocol), "--out", str(out),
+                 "--no-flow-cache", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("short-sample@1: mean±half 95% CI"):].splitlines()
+    assert re.split(r"\s+", table[1]) == ["method", "en↑", "sd↑", "nabf↓"]
+    assert [line.split()[0] for line in table[2:]] == ["max", "laplacian", "reference", "vi", "average"]
+    summaries = {m: pd.read_parquet(out / m / "summary.parquet").query("clip == ''").set_index("metric")
+                 for m in ("max", "laplacian")}
+    en = {m: s.loc["en", "mean"] for m, s in summaries.items()}
+    best = max(en, key=en.get)
+    row = next(line for line in table if line.startswith(best + " "))
+    assert f"{en[best]:.4f}±0.0000*" in row  # one clip: no spread; the best ranked method is starred
+    lb = tmp_path / "lb"
+    record = submit(write_frames(tmp_path / "frames", blend(0.4)), "Blend", protocol, leaderboard_dir=lb,
+                    metadata={"training_data": "none"})
+    assert main(["compare", str(record.path), str(out / "max"), str(out / "vi"), "--metrics", "nabf,en"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.split(r"\s+", lines[1]) == ["method", "nabf↓", "en↑"]
+    assert [line.split()[0] for line in lines[2:]] == ["Blend", "max", "reference", "vi"]
+    other = tmp_path / "other.toml"
+    other.write_text(protocol.read_text().replace('id = "short-sample"', 'id = "other"'))
+    assert main(["evaluate", "--method", "max", "--protocol", str(other), "--out", str(tmp_path / "o"),
+                 "--no-flow-cache", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out / "max"), str(tmp_path / "o")]) == 2
+    assert "results on different protocols do not compare" in capsys.readouterr().err

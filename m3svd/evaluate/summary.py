@@ -47,7 +47,8 @@ def format_summary(summary, metrics_order: list[str] | None = None) -> str:
     names = [m for m in (metrics_order or list(overall.index)) if m in overall.index]
     names += [m for m in overall.index if m not in names]
     clips = [c for c in dict.fromkeys(summary["clip"]) if c]
-    table = summary.pivot_table(index="clip", columns="metric", values="mean")
+    # reindexed: pivot_table drops a metric undefined on every frame (scd of the `ir` row), which still gets its column
+    table = summary.pivot_table(index="clip", columns="metric", values="mean").reindex(index=clips, columns=names)
     width = max(10, *(len(n) + 2 for n in names))
     arrows = {m: "↑" if overall.loc[m, "higher_is_better"] else "↓" for m in names}
     lines = [f"{'clip':<12}" + "".join(f"{n + arrows[n]:>{width}}" for n in names)]
