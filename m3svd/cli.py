@@ -88,29 +88,54 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def _info_rows(clipset) -> list[dict]:
+    """One row per clip × variant: frame counts per modality (never the shorter alone), size, rate, storage."""
+    rows = []
+    for clip in clipset.clips:
+        row = {"clip": clip.name, "split": clip.split, "variant": clip.variant, "frames": None, "ir_frames": None,
+               "vi_frames": None, "width": None, "height": None, "fps": clip.fps or None, "lossy": bool(clip.lossy),
+               "error": None}
+        try:
+            row["ir_frames"], row["vi_frames"] = len(clip.ir_source), len(clip.vi_source)
+            row["height"], row["width"] = clip.size
+            if row["ir_frames"] == row["vi_frames"]:  # unequal counts: `check` fails such a clip
+                row["frames"] = row["ir_frames"]
+        except (M3SVDError, IndexError) as error:
+            row["error"] = str(error)
+        rows.append(row)
+    return rows
+
+
 def cmd_info(args) -> int:
+    import json
+
     from m3svd.data.layouts import open_dataset
 
     clipset = open_dataset(args.path, strict=False)
+    rows = _info_rows(clipset)
+    if args.json:
+        print(json.dumps({"root": str(clipset.root), "layout": clipset.layout, "clip_count": len(clipset.names),
+                          "splits": [s for s in clipset.splits if s], "variants": [v for v in clipset.variants if v],
+                          "clips": rows}, indent=2))
+        return 0
     splits = ", ".join(s for s in clipset.splits if s) or "none"
     print(f"{clipset.root}: layout {clipset.layout}, {len(clipset.names)} clip(s), splits {splits}, "
           f"variants {', '.join(v for v in clipset.variants if v) or 'none'}")
     header = f"  {'clip':<16} {'split':<6} {'variant':<9} {'frames':>7} {'fps':>6} {'size':>9}  storage"
     print(header)
-    for clip in clipset.clips:
+    for row in rows:
         mismatch = ""
-        try:
-            counts = {"IR": len(clip.ir_source), "VIS": len(clip.vi_source)}
-            frames, size = str(min(counts.values())), "{1}×{0}".format(*clip.size)
-            if len(set(counts.values())) > 1:  # never shown as the shorter count alone: `check` fails such a clip
+        if row["error"] is not None:
+            frames, size = "?", f"unreadable: {row['error']}"
+        else:
+            frames, size = str(row["frames"]), f"{row['width']}×{row['height']}"
+            if row["frames"] is None:
                 frames = "≠"
-                mismatch = "; frame counts differ: " + ", ".join(f"{k} {n}" for k, n in counts.items())
-        except (M3SVDError, IndexError) as error:
-            frames, size = "?", f"unreadable: {error}"
-        fps = f"{clip.fps:g}" if clip.fps else "-"
-        storage = "lossy" if clip.lossy else "lossless"
-        print(f"  {clip.name:<16} {clip.split or '-':<6} {clip.variant or '-':<9} {frames:>7} {fps:>6} {size:>9}  "
-              f"{storage}{mismatch}")
+                mismatch = f"; frame counts differ: IR {row['ir_frames']}, VIS {row['vi_frames']}"
+        fps = f"{row['fps']:g}" if row["fps"] else "-"
+        storage = "lossy" if row["lossy"] else "lossless"
+        print(f"  {row['clip']:<16} {row['split'] or '-':<6} {row['variant'] or '-':<9} {frames:>7} {fps:>6} "
+              f"{size:>9}  {storage}{mismatch}")
     return 0
 
 
@@ -387,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Detect the layout of PATH and list its clips: split, variant, frame "
                           "count, frame rate, size, and whether frames are stored lossy.")
     info.add_argument("path", metavar="PATH")
+    info.add_argument("--json", action="store_true", help="print the layout and one object per clip × variant as "
+                      "JSON (frames null when IR and VIS counts differ)")
     info.set_defaults(func=cmd_info)
 
     check = sub.add_parser(

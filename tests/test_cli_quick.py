@@ -1,4 +1,5 @@
-"""Quick subsets (`evaluate --clips/--frames`), progress lines off a terminal: real runs on the built-in sample."""
+"""The CLI's quick looks and listings: `evaluate --clips/--frames` (partial runs), progress lines off a terminal,
+`compare`, `info --json`, `check` counting clips; real runs on the built-in sample."""
 
 from __future__ import annotations
 
@@ -134,3 +135,24 @@ def test_several_methods_print_one_comparison_and_compare_reads_folders_and_reco
     capsys.readouterr()
     assert main(["compare", str(out / "max"), str(tmp_path / "o")]) == 2
     assert "results on different protocols do not compare" in capsys.readouterr().err
+
+
+def test_info_json_lists_every_clip_variant(capsys):
+    assert main(["info", "sample", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["layout"], info["clip_count"], info["variants"]) == ("sample", 1, ["clean", "degraded"])
+    assert [(c["clip"], c["variant"], c["frames"], c["width"], c["height"]) for c in info["clips"]] == [
+        ("sample", "clean", 32, 320, 240), ("sample", "degraded", 32, 320, 240)]
+
+
+def test_check_counts_clips_with_their_variants_under_each(capsys):
+    assert main(["check", "sample", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "sample: layout sample, 1 clip(s) (2 clip-variants)"
+    assert lines[1].split() == ["ok", "sample", "[test]"]
+    assert [line.split(":")[0].strip() for line in lines if line.startswith("     ") and not
+            line.startswith("       ")] == ["clean", "degraded"]
+    assert lines[-1].startswith("1 of 1 clip(s) passed")
+    assert main(["check", "sample", "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clip_count"] == 1 and [c["variant"] for c in report["clips"]] == ["clean", "degraded"]
