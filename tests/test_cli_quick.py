@@ -156,3 +156,19 @@ def test_check_counts_clips_with_their_variants_under_each(capsys):
     assert main(["check", "sample", "--no-progress", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["clip_count"] == 1 and [c["variant"] for c in report["clips"]] == ["clean", "degraded"]
+
+
+def test_reported_table_ships_with_the_package_and_works_anywhere(tmp_path, capsys, monkeypatch):
+    from m3svd.leaderboard import load_reported
+    from m3svd.leaderboard.render import packaged_reported
+
+    assert packaged_reported().is_file() and packaged_reported().parent.name == "leaderboard"
+    repository = pd.read_csv(packaged_reported(), dtype=str, keep_default_na=False)
+    monkeypatch.chdir(tmp_path)  # no leaderboard/ folder here
+    assert load_reported(tmp_path).equals(repository) and load_reported(None).equals(repository)
+    assert main(["leaderboard", "--reported", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip() == repository.to_csv(index=False).strip()
+    own = tmp_path / "lb"
+    own.mkdir()
+    (own / "reported.csv").write_text(repository.head(3).to_csv(index=False))
+    assert len(load_reported(own)) == 3  # a leaderboard folder's own table replaces the shipped one

@@ -87,12 +87,12 @@ def cmd_leaderboard(args) -> int:
     from m3svd.leaderboard.site import write_site
 
     folder = Path(args.dir_leaderboard)
+    if args.reported:  # the papers' numbers ship with the package: no leaderboard folder needed
+        print(render_reported(load_reported(folder), args.format))
+        return 0
     if not folder.is_dir():
         raise LeaderboardError(f"{folder}: no leaderboard folder (records from `m3svd submit` go to "
                                f"{folder}/submissions/<id>/; pass --dir)")
-    if args.reported:
-        print(render_reported(load_reported(folder), args.format))
-        return 0
     table = build(folder, write=args.action == "build")
     if args.action == "build":
         print(f"wrote {folder / 'leaderboard.parquet'}: {table['submission'].nunique()} submission(s), "
