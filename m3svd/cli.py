@@ -181,7 +181,7 @@ def cmd_download(args) -> int:
     subset = get_subset(args.subset)
     root = (args.root or default_root()).expanduser()
     options = dl.Options(workers=args.workers, timeout=args.timeout, retries=args.retries)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = _progress(args)
     if args.dry_run:
         files = subset.files if subset.kind == "files" else None
         print(f"{subset.name} (v{subset.version}): {subset.description}\n  source: {subset.source}\n"
@@ -202,7 +202,7 @@ def cmd_download(args) -> int:
         print(f"{len(files)} files, {dl.human(sum(known))}" + (f" + {unknown} of unknown size" if unknown else ""))
         return 0
     if args.verify:
-        problems = dl.verify(subset, root, show_progress=progress)
+        problems = dl.verify(subset, root, show_progress=progress == "bar")
         if subset.kind == "google-drive" and (root / subset.name).exists():
             from m3svd.data.importer import verify_import
 
@@ -219,7 +219,8 @@ def cmd_download(args) -> int:
         from m3svd.data.importer import import_dataset
 
         for result in report.files:  # the archive: unpack, arrange, verify layout and frame counts
-            imported = import_dataset(report.target / result.path, root, name=subset.name, progress=progress)
+            imported = import_dataset(report.target / result.path, root, name=subset.name,
+                                      progress=progress == "bar")
             print(imported.format())
             print(f"the archive stays at {report.target / result.path}; delete it to free the space")
             complete = complete and imported.ok
@@ -312,11 +313,9 @@ def cmd_compare(args) -> int:
 
 
 def _progress(args) -> bool | str:
-    """A tqdm bar on a terminal; plain lines with an ETA when stderr is a log or a pipe; nothing with
-    --no-progress."""
-    if args.no_progress:
-        return False
-    return "bar" if sys.stderr.isatty() else "lines"
+    from m3svd.progress import mode
+
+    return mode(args.no_progress)
 
 
 def _frames(text: str) -> tuple[int, int | None]:
@@ -473,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--timeout", type=_positive(float), default=30.0,
                           help="seconds without data before a connection is retried (default 30)")
     download.add_argument("--retries", type=_positive(int), default=4, help="attempts per mirror (default 4)")
-    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, otherwise a "
+                          "plain line every 10%% of the bytes or 30 s)")
     download.set_defaults(func=cmd_download)
 
     ev = sub.add_parser(

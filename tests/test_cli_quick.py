@@ -14,9 +14,9 @@ from leaderboard_kit import blend, short_protocol, write_frames
 from m3svd import evaluate as ev
 from m3svd import protocols
 from m3svd.cli import main
-from m3svd.evaluate.clips import LineProgress
 from m3svd.leaderboard import submit
 from m3svd.leaderboard.schema import SubmissionError
+from m3svd.progress import LineProgress
 
 
 def test_frames_subset_is_partial_and_a_full_run_redoes_it(tmp_path, capsys):
@@ -172,3 +172,38 @@ def test_reported_table_ships_with_the_package_and_works_anywhere(tmp_path, caps
     own.mkdir()
     (own / "reported.csv").write_text(repository.head(3).to_csv(index=False))
     assert len(load_reported(own)) == 3  # a leaderboard folder's own table replaces the shipped one
+
+
+@pytest.mark.network
+def test_download_prints_byte_progress_lines_off_a_terminal(tmp_path, capsys):
+    import hashlib
+    import random
+    from dataclasses import replace
+
+    from http_faults import FaultServer
+
+    from m3svd.data import download as dl
+    from m3svd.data.subsets import FileEntry, get_subset
+
+    blob = random.Random(3).randbytes(2_000_000)
+    with FaultServer() as server:
+        server.add("a.bin", blob)
+        files = (FileEntry("a.bin", (server.url_for("a.bin", ""),), len(blob), hashlib.sha256(blob).hexdigest()),)
+        subset = replace(get_subset("test-videos"), name="t", files=files)
+        report = dl.download(subset, tmp_path, dl.Options(workers=1, timeout=5.0), show_progress="lines")
+    assert report.ok
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("t: ") for line in lines)
+    assert re.fullmatch(r"t: 2\.00 MB of 2\.00 MB \(100%\), \d+m\d\ds elapsed", lines[-1]), lines
+    assert len(lines) <= 11  # every 10 % at most, not one per chunk
+
+
+def test_submit_shows_scoring_progress_lines_unless_told_not_to(tmp_path, capsys):
+    protocol = short_protocol(tmp_path)
+    for i, quiet in enumerate((False, True)):
+        folder = write_frames(tmp_path / f"frames{i}", blend(0.3 + 0.2 * i))
+        argv = ["submit", str(folder), "--name", f"Blend {i}", "--protocol", str(protocol), "--dir",
+                str(tmp_path / "lb"), "--training-data", "none"] + (["--no-progress"] if quiet else [])
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert ("evaluate: 1/1 clips (100%)" in err) is not quiet, err

@@ -4,7 +4,6 @@ each chunk's source statistics and flows are computed once for all of them."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, subs
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
 from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
 from m3svd.evaluate.store import ROW_COLUMNS, atomic_parquet, provenance, run_key, write_png
+from m3svd.progress import progress_bar
 
 SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
 
@@ -187,67 +187,3 @@ def checked_fusion(name: str, fused: np.ndarray, shape: tuple) -> np.ndarray:
         raise EvaluationError(f"method {name!r} returned fused frames {fused.shape} {fused.dtype}; expected "
                               f"{shape} uint8")
     return fused
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-class LineProgress:
-    """Progress for logs and CI, where a tqdm bar is either invisible or a flood of carriage returns: one plain line
-    (done/total, percent, elapsed, ETA) each time another ``step`` of the work is done or ``every`` seconds have
-    passed since the last line, whichever comes first; ``step=None`` prints by time only."""
-
-    def __init__(self, total: int, desc: str, unit: str = "frame", step: float | None = 0.1, every: float = 30.0,
-                 stream=None, clock=None):
-        import time
-
-        self.total, self.desc, self.unit, self.step, self.every = total, desc, unit, step, every
-        self.stream = stream if stream is not None else sys.stderr
-        self.clock = clock or time.monotonic
-        self.start = self.last = self.clock()
-        self.n = self.shown = 0
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        now = self.clock()
-        steps = round(1 / self.step) if self.step else 0  # integer steps: 3/10 of the way is step 3, not 2.999…
-        crossed = bool(steps and self.total) and self.n * steps // self.total > self.shown * steps // self.total
-        if crossed or now - self.last >= self.every:
-            self._print(now)
-
-    def close(self) -> None:
-        if self.n != self.shown and self.step is not None:
-            self._print(self.clock())
-
-    def _print(self, now: float) -> None:
-        elapsed = now - self.start
-        line = f"{self.desc}: {self.n}/{self.total} {self.unit}s"
-        if self.total:
-            line += f" ({100 * self.n / self.total:.0f}%)"
-        line += f", {_duration(elapsed)} elapsed"
-        if 0 < self.n < self.total:
-            line += f", ETA {_duration(elapsed / self.n * (self.total - self.n))}"
-        print(line, file=self.stream, flush=True)
-        self.last, self.shown = now, self.n
-
-
-def progress_bar(show: bool | str, total: int, desc: str, unit: str = "frame", step: float | None = 0.1):
-    """A tqdm bar (``show`` True or ``"bar"``), plain :class:`LineProgress` lines (``"lines"``), or nothing."""
-    if not show:
-        return _NoBar()
-    if show == "lines":
-        return LineProgress(total, desc, unit, step)
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)

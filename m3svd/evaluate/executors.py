@@ -6,8 +6,9 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from m3svd.evaluate.clips import evaluate_clip, progress_bar
+from m3svd.evaluate.clips import evaluate_clip
 from m3svd.evaluate.jobs import EvaluationError, Job
+from m3svd.progress import progress_bar
 
 
 def threads_per_worker(workers: int) -> int:

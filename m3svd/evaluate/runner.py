@@ -134,8 +134,9 @@ def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | P
          progress: bool = False) -> Path:
     """Fuse every clip of the protocol with one method into ``out/<clip>/<frame>.png``, scoring nothing: a
     predictions folder, as ``evaluate --predictions`` and ``submit`` read it. Returns ``out``."""
-    from m3svd.evaluate.clips import fused_windows, progress_bar
+    from m3svd.evaluate.clips import fused_windows
     from m3svd.evaluate.inputs import frame_range
+    from m3svd.progress import progress_bar
 
     _check_source(spec, protocol)
     clipset = find_dataset(protocol, root)
