@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from leaderboard_kit import blend, short_protocol, write_frames
@@ -207,3 +209,18 @@ def test_submit_shows_scoring_progress_lines_unless_told_not_to(tmp_path, capsys
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert ("evaluate: 1/1 clips (100%)" in err) is not quiet, err
+
+
+@pytest.mark.parametrize("frames", [32, 4])  # every frame of the clip, or only the protocol's range [0, 4)
+def test_frames_subset_of_saved_predictions_reads_the_right_frames(tmp_path, capsys, frames):
+    protocol = short_protocol(tmp_path)
+    fused = blend(0.4)[:frames]
+    folder = write_frames(tmp_path / "pred", fused)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--predictions", str(folder), "--name", "Blend", "--protocol", str(protocol), "--frames",
+                 "2:4", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    rows = pd.read_parquet(out / "results.parquet")
+    assert sorted(rows["frame"].unique()) == [2, 3]
+    digests = rows.drop_duplicates("frame").set_index("frame")["fused_sha256"]
+    assert digests[2] == hashlib.sha256(np.ascontiguousarray(fused[2]).data).hexdigest()
