@@ -145,7 +145,7 @@ def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | P
         raise EvaluationError(f"{clipset.root}: protocol {protocol.key} needs clip {missing[0]}, which this dataset "
                               f"lacks")
     method, out = spec.build(), Path(out)
-    bar = progress_bar(progress, len(present), f"{spec.name} fusing")
+    bar = progress_bar(progress, len(present), f"{spec.name} fusing", unit="clip")
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
         start, stop = frame_range(protocol, clip)
