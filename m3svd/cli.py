@@ -176,6 +176,7 @@ def _positive(kind):
 def cmd_download(args) -> int:
     from m3svd.data import download as dl
     from m3svd.data.subsets import get_subset
+    from m3svd.files import human
     from m3svd.paths import default_root
 
     subset = get_subset(args.subset)
@@ -192,14 +193,14 @@ def cmd_download(args) -> int:
             print(f"  {len(subset.unverified)} file(s) only pinned by git blob SHA-1 (absent from the snapshot the "
                   f"manifest was made from): {', '.join(subset.unverified[:3])}")
         if files is None:
-            print(f"  files are listed by {subset.kind} at download time; about {dl.human(subset.size_hint)}"
+            print(f"  files are listed by {subset.kind} at download time; about {human(subset.size_hint)}"
                   if subset.size_hint else f"  files are listed by {subset.kind} at download time")
             return 0
         for entry in files:
-            print(f"  {entry.path}  {dl.human(entry.size)}")
+            print(f"  {entry.path}  {human(entry.size)}")
         known = [f.size for f in files if f.size is not None]
         unknown = len(files) - len(known)
-        print(f"{len(files)} files, {dl.human(sum(known))}" + (f" + {unknown} of unknown size" if unknown else ""))
+        print(f"{len(files)} files, {human(sum(known))}" + (f" + {unknown} of unknown size" if unknown else ""))
         return 0
     if args.verify:
         problems = dl.verify(subset, root, show_progress=progress == "bar")

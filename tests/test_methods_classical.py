@@ -191,3 +191,19 @@ def test_the_visible_row_runs_on_visible_only_and_infrared_methods_are_still_ref
     assert set(rows["frame"]) == {0, 1}
     with pytest.raises(EvaluationError, match="'ir' needs infrared input"):
         evaluate(protocol, tmp_path / "ir", method=MethodSpec("ir"), progress=False)
+
+
+def test_haar_is_pywavelets_haar():
+    """The dwt baseline's Haar level is PyWavelets' (details up to sign, values up to rounding) and inverts exactly
+    on integer frames; it is kept hand-written because the rounding differs (see ``haar_dwt``)."""
+    import pywt
+
+    from m3svd.methods.classical import haar_dwt, haar_idwt
+
+    x = np.random.default_rng(0).integers(0, 256, (48, 64)).astype(np.float64)
+    approx, details = haar_dwt(x)
+    ref_approx, ref_details = pywt.dwt2(x, "haar")
+    assert np.allclose(approx, ref_approx, rtol=0, atol=1e-12)
+    for mine, theirs in zip(details, ref_details, strict=True):
+        assert np.allclose(np.abs(mine), np.abs(theirs), rtol=0, atol=1e-12)
+    assert np.array_equal(haar_idwt(approx, details), x)

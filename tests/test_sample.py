@@ -166,14 +166,14 @@ def test_write_sample_refuses_non_empty_target(tmp_path):
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
-    def failing_png(path, frame):
+    def failing_png(path, frame, **options):
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real(path, frame)
+        return real(path, frame, **options)
 
-    real = sample_module._write_png
-    monkeypatch.setattr(sample_module, "_write_png", failing_png)
+    real = sample_module.write_png
+    monkeypatch.setattr(sample_module, "write_png", failing_png)
     with pytest.raises(OSError, match="disk full"):
         write_sample(tmp_path / "out", frames=2, height=32, width=32)
     assert list(tmp_path.iterdir()) == []

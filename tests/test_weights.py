@@ -265,7 +265,7 @@ def test_offline_never_opens_a_socket_and_names_the_file(published, monkeypatch,
     monkeypatch.setenv(weights.OFFLINE_ENV, "1")
     with pytest.raises(weights.WeightsMissing) as missing:
         frames = np.zeros((3, 16, 16), np.uint8)
-        metrics.get("feacd")(frames, frames, np.zeros((3, 16, 16, 3), np.uint8))
+        metrics.get("feacd")(frames, ir=frames, vi=np.zeros((3, 16, 16, 3), np.uint8))
     line = str(missing.value)
     assert "\n" not in line and "resnet18-f37072fd.pth" in line and "M3SVD_OFFLINE=1 forbids downloading" in line
     assert str(weights.cache_dir() / "resnet18-f37072fd.pth") in line and "download.pytorch.org" in line

@@ -7,7 +7,7 @@ Three checks per clip, from one decoding pass over every stream:
   dead (every frame blank, or one picture throughout), no blank frames or frozen runs (a frame repeated
   exactly), frame rates agree;
 - **registration**: the residual IR↔VIS shift, by phase correlation of Sobel-magnitude images under a
-  Hanning window on evenly spaced frames (the measurement of ``specs/dataset-m3svd.md`` §4); the median
+  Hanning window on evenly spaced frames (the measurement in ``docs/dataset-m3svd.md``); the median
   over frames whose correlation peak carries information (response ≥ 0.05) and agrees with the others is
   compared with the layout's tolerance, and the response is reported with it; a clip measured on one
   frame only needs a response above what unrelated image pairs reach;
@@ -41,7 +41,7 @@ OK, WARN, FAIL, INCONCLUSIVE, SKIPPED = "ok", "warn", "fail", "inconclusive", "s
 HEADINGS = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", INCONCLUSIVE: "??  "}
 REGISTRATION_FRAMES = 5
 REGISTRATION_SMOOTHING = 1.5  # Gaussian σ (px) before the Sobel operator
-MIN_RESPONSE = 0.05  # below this a phase-correlation peak carries no information (spec §4)
+MIN_RESPONSE = 0.05  # below this a phase-correlation peak carries no information (measured on the release)
 # A lone informative frame (image pairs; clips where one frame has texture) needs a response above what
 # unrelated IR/VIS pairs reach: 99th percentile 0.08, maximum 0.10 (docs/check-calibration.md).
 LONE_RESPONSE = 0.11

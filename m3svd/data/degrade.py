@@ -1,8 +1,8 @@
 """Seeded synthesis of M3SVD-like degraded inputs (striped, noisy IR; blurred VIS) from clean clips.
 
 This is **not** the official M3SVD degradation: its generator and parameters were never published
-(``specs/dataset-m3svd.md`` §10.1). The defaults of :class:`DegradationParams` follow the measured
-characterisation of the released pairs (§10.2); :data:`TEMCOCO` follows the later TemCoCo scripts (§10.3).
+(``docs/dataset-m3svd.md``). The defaults of :class:`DegradationParams` follow the measured
+characterisation of the released pairs; :data:`TEMCOCO` follows the later TemCoCo scripts.
 Outputs are versioned by :data:`DEGRADE_VERSION`, which changes whenever any output pixel would.
 
 Randomness is drawn once per clip (a :class:`ClipPlan`) and per frame from ``(seed, stream, index)``

@@ -29,6 +29,7 @@ from pathlib import Path
 from m3svd import __version__
 from m3svd.data.subsets import CHUNK, FileEntry, Subset, file_hashes, mismatch
 from m3svd.errors import M3SVDError
+from m3svd.files import atomic_json, human
 
 USER_AGENT = f"m3svd/{__version__} (+https://github.com/m3svd)"
 DRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
@@ -85,16 +86,6 @@ class DownloadReport:
             f"{counts['present']} already present, {counts['failed']} failed"
         )
         return "\n".join(lines)
-
-
-def human(n: float | None) -> str:
-    if n is None:
-        return "unknown size"
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n:.2f} GB"
 
 
 # -- one HTTP transfer -------------------------------------------------------------------------------------
@@ -396,9 +387,7 @@ def _record(target: Path, files, results) -> None:
             }
     path = target / ".m3svd" / "downloaded.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_json(path, recorded, indent=1, sort_keys=True, newline=False)
 
 
 def _prune(folder: Path) -> None:

@@ -22,7 +22,7 @@ _FRAME_NUMBER = re.compile(r"(\d+)\D*$")  # the frame number: the last digits of
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
-# BT.601 luma weights, applied in float64 (DESIGN.md: "Grey = BT.601 weights in float64").
+# BT.601 luma weights, applied in float64 (every convention's grey reader and ``to_grey`` agree on this).
 BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from m3svd.data.layouts import ClipSet, open_dataset
+from m3svd.files import atomic_path
 
 
 def _features(with_references: bool):
@@ -100,12 +99,6 @@ def to_hf_dataset(
     if parquet_path is not None:
         target = Path(parquet_path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
-            dataset.to_parquet(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(target) as tmp:
+            dataset.to_parquet(str(tmp))
     return dataset

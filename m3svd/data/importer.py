@@ -1,6 +1,6 @@
 """``m3svd import PATH``: a release downloaded by hand, arranged in the canonical layout, hashed and checked.
 
-The full M3SVD release publishes no checksums (``specs/dataset-m3svd.md`` §11.1), so the hashes recorded
+The full M3SVD release publishes no checksums (``docs/dataset-m3svd.md``), so the hashes recorded
 here at import time (``.m3svd/files.csv``) are the only reference :func:`verify_import` can later compare
 against. Sources: a folder, a ``.zip``, a multi-part ``x.zip.001``/``.002``/… (read in place as one
 stream, never joined on disk), or a ``.tar``/``.tar.gz``/``.tgz``. The result is built in a hidden folder
@@ -34,7 +34,7 @@ from m3svd.data.frames import FrameSource, ImageFiles, VideoFile, natural_key, t
 from m3svd.data.layouts import LOOKED_FOR, M3SVD_FOLDERS, ClipSet, open_dataset
 from m3svd.data.splits import N_TEST, N_TRAIN, SPLIT_VERSION, TEST_CLIPS, split_of
 from m3svd.errors import DataError
-from m3svd.files import sha256_file
+from m3svd.files import human, sha256_file, write_png
 
 RECORD_DIR = ".m3svd"
 M3SVD_LAYOUTS = ("m3svd", "m3svd-video")
@@ -73,7 +73,7 @@ class ImportReport:
         lines = [f"imported {self.layout} ({self.storage}) into {self.target}"]
         for split, variants in self.clips.items():
             lines.append(f"  {split}: " + ", ".join(f"{n} {variant} clip(s)" for variant, n in variants.items()))
-        lines.append(f"  {self.files} files, {_human(self.bytes)}; sha256 of each in "
+        lines.append(f"  {self.files} files, {human(self.bytes, digits=1)}; sha256 of each in "
                      f"{self.target / RECORD_DIR / 'files.csv'}")
         if self.extracted_frames:
             lines.append(f"  {self.extracted_frames} PNG frames decoded from the videos (lossy-derived, not originals)")
@@ -82,14 +82,6 @@ class ImportReport:
             lines.append(f"missing ({len(self.missing)}):")
             lines += [f"  - {line}" for line in self.missing]
         return "\n".join(lines)
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # -- sources -----------------------------------------------------------------------------------------------
@@ -396,16 +388,13 @@ def _place(plan: dict[str, Path], tmp: Path, place: Callable[[Path, Path], Hashe
 
 # -- frames from videos ----------------------------------------------------------------------------------------
 def _frames_dir(stream: _Stream) -> str:
-    """The image-release folder for a video stream (the GitHub videos are the clean variant, specs §5.3)."""
+    """The image-release folder for a video stream (the GitHub videos are the clean variant)."""
     return f"{stream.split}/{M3SVD_FOLDERS[f'{stream.modality}_{stream.variant}'][0]}/{stream.clip}"
 
 
 def _write_png(path: Path, image) -> Hashed:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise DataError(f"{path}: cannot encode PNG for a frame of shape {image.shape}")
-    payload = data.tobytes()
-    path.write_bytes(payload)
+    """A decoded (BGR or grey) video frame as PNG, with its size and SHA-256 for the import record."""
+    payload = write_png(path, image, rgb=False, error=DataError)
     return len(payload), hashlib.sha256(payload).hexdigest()
 
 
@@ -435,7 +424,7 @@ def _extract_frames(streams: list[_Stream], tmp: Path, records: dict, progress: 
 
 # -- checks on the result ------------------------------------------------------------------------------------
 def _naming(names: list[str]) -> str:
-    """A frame-name convention in words, e.g. ``4-digit 0-based`` or ``6-digit 1-based`` (specs §6)."""
+    """A frame-name convention in words, e.g. ``4-digit 0-based`` or ``6-digit 1-based``."""
     stems = [n.rsplit(".", 1)[0] for n in names]
     if not all(s.isdigit() for s in stems):
         return "non-numeric"

@@ -1,7 +1,7 @@
 """Layouts on disk, auto-detected: which folders hold which modality, variant and clip.
 
 ``open_dataset(path)`` tries each known layout in turn and returns a :class:`ClipSet`. The layouts and
-their quirks are described in ``specs/dataset-m3svd.md`` §5–§12 (kept in the docstrings below).
+their quirks are described in the docstrings below and in ``docs/dataset-m3svd.md``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ M3SVD_FOLDERS = {
     "vi_degraded": ("visible_Blur", "VI_blur", "VI_blur_new", "VI_deg"),
 }
 
-# Residual IR↔VIS shift (px) still counted as registered, per layout (measured, specs §4 and §12).
+# Residual IR↔VIS shift (px) still counted as registered, per layout (measured, ``docs/dataset-m3svd.md``).
 REGISTRATION_TOLERANCE_PX = {"tno": 5.0, "roadscene": 3.0}
 DEFAULT_REGISTRATION_TOLERANCE_PX = 2.0
 

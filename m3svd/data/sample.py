@@ -22,6 +22,7 @@ from m3svd.data.degrade import degrade_clip
 from m3svd.data.frames import ArrayFrames
 from m3svd.data.layouts import M3SVD_FOLDERS, ClipSet
 from m3svd.errors import DataError
+from m3svd.files import write_png
 
 SAMPLE_FPS = 30.0
 SAMPLE_DEGRADE_SEED = 0
@@ -228,13 +229,6 @@ def sample_clipset() -> ClipSet:
 
 
 # -- on disk -----------------------------------------------------------------------------------------------
-def _write_png(path: Path, frame: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError(f"{path}: cannot encode PNG for a frame of shape {frame.shape}")
-    data.tofile(str(path))
-
-
 def _check_target(target: Path) -> None:
     if target.is_file():
         raise DataError(f"{target}: expected a new or empty folder for the sample, found a file")
@@ -260,7 +254,7 @@ def write_sample(path: str | Path, frames: int = 32, height: int = 240, width: i
             out = tmp / "test" / folder / "sample"
             out.mkdir(parents=True)
             for i in range(frames):
-                _write_png(out / f"{i:04d}.png", read(i))
+                write_png(out / f"{i:04d}.png", read(i), error=DataError)
         _check_target(target)
         if target.is_dir():
             target.rmdir()

@@ -1,4 +1,4 @@
-"""The official M3SVD split, as versioned data (``specs/dataset-m3svd.md`` §8).
+"""The official M3SVD split, as versioned data (``docs/dataset-m3svd.md``).
 
 The maintainers published the 30 test clips (the GitHub ``Video/test`` folder) and recommend 190 train /
 30 test; no train list was published, so train is every clip of a full release that is not a test clip.

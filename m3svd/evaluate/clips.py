@@ -12,7 +12,8 @@ from m3svd.data.clip import Clip
 from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, subset_range
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
 from m3svd.evaluate.scoring import TemporalScorer, restoration_scores, torch_scorer
-from m3svd.evaluate.store import ROW_COLUMNS, atomic_parquet, provenance, run_key, write_png
+from m3svd.evaluate.store import ROW_COLUMNS, provenance, run_key, write_png
+from m3svd.files import atomic_parquet
 from m3svd.progress import progress_bar
 
 SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
@@ -105,7 +106,7 @@ class Stream:
         table["metric_version"] = [kinds[m].version if m in kinds else "1" for m in table["metric"]]
         table["kind"] = [kinds[m].kind if m in kinds else "restoration" for m in table["metric"]]
         table["higher_is_better"] = [kinds[m].higher_is_better if m in kinds else True for m in table["metric"]]
-        atomic_parquet(table[ROW_COLUMNS], self.result_path)
+        atomic_parquet(self.result_path, table[ROW_COLUMNS])
 
 
 def fused_windows(method, clip: Clip, start: int, stop: int, inputs: tuple[str, ...], folder: Path):

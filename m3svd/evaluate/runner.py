@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +11,8 @@ from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_w
 from m3svd.evaluate.inputs import find_dataset, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source, Subset
 from m3svd.evaluate.scoring import check_device
-from m3svd.evaluate.store import atomic_parquet
 from m3svd.evaluate.summary import summarise
+from m3svd.files import atomic_json, atomic_parquet
 from m3svd.protocols import Protocol
 
 
@@ -183,8 +181,8 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
     for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():
         log(f"{row.metric}: undefined on {row.undefined} of {row.frames} frames (e.g. constant or identical images); "
             f"stored as non-finite values and left out of the means")
-    atomic_parquet(results, out / "results.parquet")
-    atomic_parquet(summary, out / "summary.parquet")
+    atomic_parquet(out / "results.parquet", results)
+    atomic_parquet(out / "summary.parquet", summary)
     run_info = {
         "toolkit_version": __version__, "protocol": protocol.key, "protocol_sha256": protocol.sha256,
         "dataset": dataset, "dataset_layout": clipset.layout, "clips": present, "missing_clips": missing,
@@ -193,7 +191,5 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
         "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
         "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
     }
-    tmp = out / ".run.json.tmp"
-    tmp.write_text(json.dumps(run_info, indent=2) + "\n")
-    os.replace(tmp, out / "run.json")
+    atomic_json(out / "run.json", run_info)
     return Run(out, results, summary, skipped, missing, partial=subset is not None)

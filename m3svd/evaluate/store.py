@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from m3svd import __version__
+from m3svd import __version__, files
 from m3svd.data.clip import Clip
 from m3svd.data.frames import list_images
 from m3svd.evaluate.jobs import EvaluationError, Job, Predictions, Source
@@ -41,15 +40,8 @@ def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dic
 
 
 def write_png(path: Path, frame: np.ndarray) -> None:
-    import cv2
-
-    bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise EvaluationError(f"{path}: cannot encode a fused frame of shape {frame.shape}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    data.tofile(str(tmp))
-    os.replace(tmp, path)
+    """A fused RGB frame as PNG, written whole; zlib level 1: fused frames are many and read back once."""
+    files.write_png(path, frame, compression=1, error=EvaluationError)
 
 
 ROW_COLUMNS = [
@@ -82,10 +74,3 @@ def provenance(job: Job, source: Source, clip: Clip, identity: dict, key: str, i
         "device": "" if isinstance(source, Predictions) else source.device,
         "run_key": key,
     }
-
-
-def atomic_parquet(table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)

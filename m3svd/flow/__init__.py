@@ -1,6 +1,6 @@
 """Optical flow for temporal metrics: estimators behind one interface, backward warping, occlusion masks, a cache.
 
-Conventions (``specs/temporal-metrics.md`` §0, §10), fixed for every estimator:
+Conventions (``docs/temporal-metrics.md``), fixed for every estimator:
 
 - A flow is ``float32 H×W×2``, channel 0 = dx (+ right), 1 = dy (+ down), in pixels, defined on the grid of the
   **first** frame of the pair: ``estimator(a, b)(p)`` points from p in ``a`` to its match in ``b``.
@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from m3svd.errors import M3SVDError
+from m3svd.files import atomic_bytes, atomic_path
 from m3svd.paths import default_root
 
 QUANTUM = 1.0 / 16
@@ -104,7 +103,7 @@ _DIS_FIELDS = ("FinestScale", "PatchSize", "PatchStride", "GradientDescentIterat
 
 
 class DIS(Estimator):
-    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM as in ``golden/temporal``. Offline, no weights.
+    """OpenCV DIS (Kroeger et al. 2016) on 8-bit grey; preset MEDIUM (the goldens' preset). Offline, no weights.
 
     Every parameter is read back from the OpenCV object into ``params`` (they differ between presets and could
     change between OpenCV versions); ``overrides`` set any of them (names as in ``_DIS_FIELDS``).
@@ -374,20 +373,10 @@ class FlowCache:
             meta = path.parent.parent / "estimator.json"
             if not meta.exists():
                 text = json.dumps(namespace.describe(), indent=1, sort_keys=True).encode()
-                _atomic_write(meta, lambda f: f.write(text))
+                atomic_bytes(meta, text)
         save = np.savez_compressed if self.compress else np.savez
-        _atomic_write(path, lambda f: save(f, **entry))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            save(handle, **entry)
 
 
 # --------------------------------------------------------------------------------------------- per-video flows

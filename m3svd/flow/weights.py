@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from m3svd.paths import default_root
-from m3svd.weights import WeightsMissing
+from m3svd.weights import WeightsMissing, load_state_dict
 
 __all__ = ["WeightsMissing", "find_weights", "load_state_dict", "search_dirs"]
 
@@ -58,18 +58,3 @@ def find_weights(filename: str, what: str, path: str | Path | None = None, env: 
     raise WeightsMissing(f"{what} weights not found: {filename} (looked in {', '.join(str(p.parent) for p in looked)})"
                          + hint)
 
-
-def load_state_dict(path: Path, what: str) -> dict:
-    """A plain ``state_dict`` from ``torch.save`` output (unwrapping ``{"state_dict": …}``/``{"model": …}``)."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        raise WeightsMissing(f"{what} weights unreadable: {path} ({type(error).__name__}: {error})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise WeightsMissing(f"{what} weights: {path} holds {type(state).__name__}, expected a state_dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}

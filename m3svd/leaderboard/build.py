@@ -14,12 +14,11 @@ Reference rows (the toolkit's ``ir``, ``vi`` and ``average`` methods) are shown 
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from m3svd.files import atomic_parquet
 from m3svd.leaderboard.origin import describe
 from m3svd.leaderboard.schema import (
     OVERALL,
@@ -146,10 +145,7 @@ def build(leaderboard_dir: str | Path = "leaderboard", write: bool = True):
         from m3svd.leaderboard.submit import locked
 
         with locked(leaderboard_dir):
-            path = leaderboard_dir / TABLE
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+            atomic_parquet(leaderboard_dir / TABLE, table)
     return table
 
 
@@ -215,7 +211,7 @@ def _ranked(table, rankings: dict[str, Ranking]):
             index=submissions, columns=list(ranking.metrics)).fillna(float(len(submissions)))
         weights = ranking.weights()
         score = sum(grid[m] * w for m, w in weights.items())
-        position = score.rank(method="min")
+        position = score.round(9).rank(method="min")  # equal scores tie, whatever the float summation order
         group_scores = {g.name: grid[list(g.metrics)].mean(axis=1) for g in ranking.groups}
         rows = overall.index
         table.loc[rows, "score"] = overall["submission"].map(score).to_numpy(float)

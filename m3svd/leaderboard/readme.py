@@ -3,9 +3,9 @@ the numbers a reader sees first are never typed by hand."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from m3svd.files import atomic_text
 from m3svd.leaderboard.render import _cell, _fmt_score, arrow, protocols_in, ranked, ranking_line
 from m3svd.leaderboard.schema import OVERALL, LeaderboardError
 
@@ -52,7 +52,5 @@ def write_readme(path: str | Path, table) -> bool:
     new = f"{head}{START}\n{section(table)}{END}{tail}"
     if new == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    atomic_text(path, new)
     return True

@@ -122,10 +122,10 @@ class Site:
         wide, metrics, directions = ranked(self.table, key)
         anchor = slug(key)
         rows = self.table[(self.table["protocol"] == key) & (self.table["clip"] == OVERALL)]
-        ranking = rows[rows["weight"] > 0].drop_duplicates("metric")
-        primary = list(ranking["metric"])
+        ranking = rows[rows["weight"] > 0].drop_duplicates("metric").set_index("metric")
+        primary = [m for m in metrics if m in ranking.index]  # ranked() puts them group by group
         groups = []
-        for group, weight in zip(ranking["group"], ranking["weight"], strict=True):
+        for group, weight in zip(ranking.loc[primary, "group"], ranking.loc[primary, "weight"], strict=True):
             if groups and groups[-1]["name"] == group:
                 groups[-1]["span"] += 1
                 groups[-1]["weight"] += float(weight)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from m3svd import __version__
-from m3svd.files import sha256_file
+from m3svd.files import atomic_json, sha256_file
 from m3svd.leaderboard.schema import (
     INDEX,
     LOCK,
@@ -48,16 +48,12 @@ class Submission:
 @contextlib.contextmanager
 def locked(leaderboard_dir: str | Path):
     """An exclusive advisory lock over the leaderboard's shared files (``index.json``, ``leaderboard.parquet``)."""
-    import fcntl
+    from filelock import FileLock
 
     folder = Path(leaderboard_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(folder / LOCK):
+        yield
 
 
 @dataclass(frozen=True)
@@ -221,11 +217,6 @@ def write_index(leaderboard_dir: str | Path) -> Path:
 
 
 def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_json(path, value, fsync=True)
 
 

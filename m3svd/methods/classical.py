@@ -108,7 +108,12 @@ class LaplacianPyramid(_LuminanceMethod):
 
 
 def haar_dwt(image: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One orthonormal Haar level of an even-sized image: approximation and (horizontal, vertical, diagonal)."""
+    """One orthonormal Haar level of an even-sized image: approximation and (horizontal, vertical, diagonal).
+
+    PyWavelets' ``dwt2(x, "haar")`` is the same transform up to the detail signs, but it multiplies by 1/√2 twice
+    where this divides by 2 once: its coefficients differ in the last bits, and on integer frames, where the
+    max-magnitude rule meets exact ties, that flips choices (up to 94 levels on random integer frames). These
+    few lines keep ``dwt`` exact (``test_haar_is_pywavelets_haar`` pins the equivalence)."""
     a, b = image[0::2, 0::2], image[0::2, 1::2]
     c, d = image[1::2, 0::2], image[1::2, 1::2]
     return (a + b + c + d) / 2.0, ((a + b - c - d) / 2.0, (a - b + c - d) / 2.0, (a - b - c + d) / 2.0)

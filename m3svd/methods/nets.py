@@ -6,50 +6,21 @@ Torch is imported inside the functions, so registering the methods (``m3svd ls m
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
+from m3svd.files import atomic_path
 from m3svd.methods.base import MethodError
-
-WRAPPERS = ("model", "params", "params_ema", "state_dict")
 
 
 def load_state_dict(path: str | Path, method: str, hint: str) -> dict:
-    """A state dict of tensors from a ``.pth`` (plain or wrapped in one of :data:`WRAPPERS`) or ``.safetensors``.
-
-    ``hint`` says where the weights come from, for the one-line error when the file is absent. ``module.``
-    prefixes (DataParallel) are dropped; int8 tensors stored with a ``scale::<key>`` companion (the conformance
-    goldens) are dequantised.
-    """
-    import torch
+    """A method's state dict (:func:`m3svd.weights.load_state_dict`), with ``hint`` (where the weights come from)
+    in the one-line :class:`MethodError` when the file is absent."""
+    from m3svd.weights import load_state_dict as read
 
     path = Path(path)
     if not path.is_file():
         raise MethodError(f"{path}: {method} weights file not found ({hint})")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one line
-        raise MethodError(f"{path}: cannot read {method} weights as a torch state dict or safetensors "
-                          f"({error})") from None
-    if isinstance(state, dict):
-        for wrapper in WRAPPERS:
-            if isinstance(state.get(wrapper), dict):
-                state = state[wrapper]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MethodError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    scales = {k for k in state if k.startswith("scale::")}
-    if scales:
-        state = {k: v.float() * state[f"scale::{k}"] if f"scale::{k}" in state else v
-                 for k, v in state.items() if k not in scales}
-    return state
+    return read(path, method, MethodError)
 
 
 def registry_weights(name: str) -> tuple[Path, str]:
@@ -151,18 +122,5 @@ def atomic_save(obj, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename: a crash leaves the old file or the new, never half."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -3,7 +3,7 @@
 Everything here works on float64 planes holding 0–255 values (one plane per frame, or per frame and channel)
 and returns one value (or map) per plane. The conventions (``vifb``, ``tang``/``m3svd``, ``cddfuse``,
 ``vfbench``) decide which planes (grey, per channel), how the two sources are aggregated, and which quirks
-apply (explicit parameters here, never copies); see ``specs/metrics.md``.
+apply (explicit parameters here, never copies); see ``metrics/CONVENTIONS.md``.
 
 - :func:`pearson` (:func:`centred` sides memoisable), :func:`spatial_frequency`: CC/SCD and SF of the Python/Tang
   lineages.
@@ -461,10 +461,11 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 def halve_2x2(x: np.ndarray) -> np.ndarray:
-    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then ``x(1:2:end, 1:2:end)`` on ``M×H×W`` planes: 2×2 block
-    means, the last row/column repeated for odd sizes (Wang's ``msssim.m`` and Ma's MEF-MS-SSIM)."""
-    p = np.pad(x, ((0, 0), (0, 1), (0, 1)), mode="edge")
-    return (p[:, :-1:2, :-1:2] + p[:, 1::2, :-1:2] + p[:, :-1:2, 1::2] + p[:, 1::2, 1::2]) * 0.25
+    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then ``x(1:2:end, 1:2:end)`` on the last two axes (``H×W`` or
+    ``M×H×W``): 2×2 block means, the last row/column repeated for odd sizes (Wang's ``msssim.m`` and Ma's
+    MEF-MS-SSIM)."""
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, 1), (0, 1)], mode="edge")
+    return (p[..., :-1:2, :-1:2] + p[..., 1::2, :-1:2] + p[..., :-1:2, 1::2] + p[..., 1::2, 1::2]) * 0.25
 
 
 def ms_ssim_pyramid(x: np.ndarray, taps: np.ndarray, levels: int = len(MS_SSIM_WEIGHTS)) -> list[tuple]:

@@ -16,7 +16,7 @@ BiSWE and MS2R share them). A plain :class:`Sources` works too (DIS, no disk cac
 clips in one window: pairs would straddle the cut; padded (replicated) end frames are not added either.
 
 Frames are read as the lineages read files: a grey fused/IR frame becomes 3 identical channels, VIS stays RGB,
-values 0–255 (Lai: [0, 1]). Definitions: ``specs/temporal-metrics.md``; conventions and fixes:
+values 0–255 (Lai: [0, 1]). Definitions: ``docs/temporal-metrics.md``; conventions and fixes:
 ``metrics/CONVENTIONS.md`` ("Temporal metrics").
 """
 

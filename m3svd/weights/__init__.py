@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from m3svd.errors import M3SVDError, did_you_mean
+from m3svd.files import atomic_json
 from m3svd.paths import default_root
 
 __all__ = ["WeightsFile", "WeightsMissing", "WeightsRefused", "Located", "registry", "get", "cache_dir", "offline",
@@ -176,26 +177,56 @@ def _write_stamp(key: str, value: dict | None) -> None:
             stamps.pop(key, None)
         else:
             stamps[key] = value
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stamps, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_json(path, stamps, indent=1, sort_keys=True, newline=False)
+
+
+STATE_DICT_WRAPPERS = ("model", "params", "params_ema", "state_dict")
+
+
+def load_state_dict(path: str | Path, what: str, error: type[Exception] = WeightsMissing) -> dict:
+    """A state dict of tensors from a ``.pth`` (plain, or wrapped in the keys of :data:`STATE_DICT_WRAPPERS`, the
+    first present taken, as often as they nest) or a ``.safetensors`` file, for every network in the package.
+
+    ``module.`` prefixes (DataParallel) are dropped; int8 tensors stored with a ``scale::<key>`` companion (the
+    conformance goldens) are dequantised. An unreadable file or one that holds something else is one line, raised
+    as ``error`` (each caller's own error class).
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as failure:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise error(f"{path}: cannot read {what} weights as a torch state dict or safetensors "
+                    f"({type(failure).__name__}: {failure})") from None
+    while isinstance(state, dict):
+        inner = next((state[key] for key in STATE_DICT_WRAPPERS if isinstance(state.get(key), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise error(f"{path}: expected a state dict of {what} tensors, found {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    scales = {k for k in state if k.startswith("scale::")}
+    if scales:
+        state = {k: v.float() * state[f"scale::{k}"] if f"scale::{k}" in state else v
+                 for k, v in state.items() if k not in scales}
+    return state
 
 
 @contextlib.contextmanager
 def _lock(path: Path):
-    """An exclusive advisory lock, so two processes never append to the same partial download (POSIX only)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; concurrent first uses may download twice, verification still holds
-        yield
-        return
+    """An exclusive advisory lock, so two processes never append to the same partial download."""
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 def _expected_key(item: WeightsFile) -> str:

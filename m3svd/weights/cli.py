@@ -8,11 +8,10 @@ import sys
 import time
 
 from m3svd.errors import M3SVDError
+from m3svd.files import human
 
 
 def _human(n) -> str:
-    from m3svd.data.download import human
-
     return human(n) if n is not None else "size ?"
 
 

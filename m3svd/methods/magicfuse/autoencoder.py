@@ -1,4 +1,4 @@
-"""MagicFuse's frozen latent autoencoder (spec §2): RGB ``(B, 3, H, W)`` ↔ latent ``(B, 8, H/4, W/4)`` in (0, 1).
+"""MagicFuse's frozen latent autoencoder: RGB ``(B, 3, H, W)`` ↔ latent ``(B, 8, H/4, W/4)`` in (0, 1).
 
 Key names match the released ``ae.pth`` (``{'encoder': …, 'decoder': …}``). The encoder is stochastic: 32 channels
 of Gaussian noise are concatenated after the second downsampling. The authors draw it with ``torch.randn`` on the

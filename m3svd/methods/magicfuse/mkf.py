@@ -1,4 +1,4 @@
-"""MKF, the multi-domain knowledge fusion network (``network.py:FusionModule``, spec §5): the only trained module.
+"""MKF, the multi-domain knowledge fusion network (``network.py:FusionModule``): the only trained module.
 
 Per DDIM step it predicts the fused stream's noise from both U-Nets' noises and x̂0s, and refines a 9-class
 segmentation state. Noise fusion: ``ε_f = w_r·ε_ikr + (1 − w_r)·ε_ckg`` with an unbounded per-channel weight

@@ -1,4 +1,4 @@
-"""MagicFuse's sampler (spec §4, ``magicfuse_schedule.json``): 25 deterministic DDIM steps for three streams.
+"""MagicFuse's sampler (``magicfuse_schedule.json``): 25 deterministic DDIM steps for three streams.
 
 IKR and CKG each denoise their own copy of one shared x_T with their own ε; the fused stream has no U-Net and
 steps with MKF's ε_fused. Constants are float32 as released: β linear in [0.00085, 0.012] over 1000 steps,

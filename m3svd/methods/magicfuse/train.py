@@ -1,4 +1,4 @@
-"""Training MKF, MagicFuse's only trained module, with the recipe the released ``train.py`` intends (spec §7).
+"""Training MKF, MagicFuse's only trained module, with the recipe the released ``train.py`` intends.
 
 The released script does not run (missing ``model_noz0``, renamed sampler methods); this is its loop made to run:
 
@@ -25,15 +25,15 @@ run continues exactly; checkpoints are written atomically (``nets.atomic_save``)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from m3svd.files import atomic_json
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
+from m3svd.methods.nets import TrainingLog, atomic_save, optimise, resume_state
 
 CONFIGS = {"full": {"patch": (480, 640)}, "small": {"patch": (64, 64)}}
 LOSS_WEIGHTS = {"intensity": 6.0, "gradient": 10.0, "cr": 5.0, "cb": 5.0, "seg": 1.0}
@@ -202,5 +202,5 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
                   "semantic_loss": labels is not None, **recipe, "final": log.last or None,
                   "schedule": f"SGD lr {lr} momentum {MOMENTUM} wd {WEIGHT_DECAY}, x{LR_GAMMA} every {LR_EPOCHS} "
                               f"epochs of {epoch_len} frames"}
-    atomic_text(json.dumps(label_info, indent=2) + "\n", out / "magicfuse.json")
+    atomic_json(out / "magicfuse.json", label_info)
     return path

@@ -1,4 +1,4 @@
-"""IKR and CKG: the LDM-style ``DiffusionUNet`` without text context (spec §3), key-compatible with ``ikr.pth`` and
+"""IKR and CKG: the LDM-style ``DiffusionUNet`` without text context, key-compatible with ``ikr.pth`` and
 ``ckg.pth``. Both attention layers of each transformer block are self-attention.
 
 As in the official code, GroupNorm, the nearest upsampling and the timestep embedding run in float32 whatever the

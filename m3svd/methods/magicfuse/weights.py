@@ -1,4 +1,4 @@
-"""Finding, checking and loading MagicFuse's four checkpoints from one folder (spec §2, §3, §5).
+"""Finding, checking and loading MagicFuse's four checkpoints from one folder.
 
 The folder is either flat (``ae.pth``, ``ikr.pth``, ``ckg.pth``, ``model.pth``) or the authors' ``pretrained/``
 layout (``AE/ae.pth``, ``IKR/ikr.pth``, ``CKG/ckg.pth``, ``MKF/model.pth``). Every file is checked key by key and

@@ -1,6 +1,6 @@
 """TemCoCo (Gong et al., ICCV 2025): temporally consistent IR/VIS video fusion, checkpoint-compatible port.
 
-Inference protocol (spec §6): windows of 30 frames overlapping by 5 (stride 25), each run independently, every
+Inference protocol: windows of 30 frames overlapping by 5 (stride 25), each run independently, every
 frame taken from the last window containing it. Two tail rules:
 
 - ``windowing="end-aligned"`` (default): the last window is a full 30 frames ending at the clip's end, as every
@@ -18,7 +18,7 @@ other values are not the published protocol, and every result row records them.
 Cost: the network is 19.2 M parameters and about 910 GFLOPs per 640×480 frame. On a CPU (pure-torch deformable
 convolution, ``benchmarks/temcoco_speed.py``) that is tens of seconds per frame, and a window holds about 0.6 GB
 of activations per 640×480 frame (≈ 20 GB for the 30-frame window; ``window=10`` fits smaller machines but is not
-the published protocol). The authors' code runs at about 48 frames/s on one H200 (spec §8).
+the published protocol). The authors' code runs at about 48 frames/s on one H200 (the authors' figure).
 
 Weights: the authors' ``VideoFusionNet_495000.pth`` (plain state dict, ``strict=True``; without ``--weights`` the
 weights registry's copy, downloaded and verified on first use), or weights from

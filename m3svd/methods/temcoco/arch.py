@@ -1,10 +1,10 @@
-"""TemCoCo's network (``archs/Net.py`` class ``Fusion``), re-implemented from ``specs/temcoco.md``.
+"""TemCoCo's network (``archs/Net.py`` class ``Fusion``), re-implemented from a reading of the released code.
 
 Module and attribute names follow the released state dict (371 keys, 19,213,417 parameters), so the authors'
 ``VideoFusionNet_495000.pth`` loads with ``strict=True``. The network is not configurable: widths 32/64/128, the
 1024 semantic channels (DINOv2 ViT-L width) and the (2, 8, 8) attention window are fixed by the checkpoint.
 
-Reproduced on purpose because the released weights were trained with them (spec §5):
+Reproduced on purpose because the released weights were trained with them:
 
 - :class:`Branch_Seg` turns its transposed-conv output ``((b t), c, h, w)`` back with a ``reshape`` to
   ``(b, c, t, h, w)``, not a permute, mixing channel and time for ``T > 1`` (new channel ``c2``, time ``t2`` holds
@@ -18,7 +18,7 @@ Reproduced on purpose because the released weights were trained with them (spec 
 The deformable convolutions (BasicSR DCNv1: no mask, no bias, 8 offset groups, offset channel
 ``g·18 + 2·(i·3+j) + {0: dy, 1: dx}``) run through :func:`.deform.deform_conv2d`: torchvision's op when installed,
 else a pure-torch equivalent, so CPU and GPU both work. Verified against the golden of the official code
-(``shared/golden/models``, README §2): float32 within 2e-7, float64 within 4e-16.
+(``tests/test_temcoco.py``): float32 within 2e-7, float64 within 4e-16.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Deformable convolution (DCNv1, optional DCNv2 mask) in pure torch, with torchvision's exact semantics.
 
-TemCoCo's released code uses a CUDA-only BasicSR extension; the golden README shows it equals
+TemCoCo's released code uses a CUDA-only BasicSR extension; the golden comparison (test_temcoco) shows it equals
 ``torchvision.ops.deform_conv2d`` exactly. torchvision is an optional dependency here, so :func:`deform_conv2d`
 uses it when importable and otherwise :func:`deform_conv2d_torch`: ``grid_sample`` (bilinear, zero padding,
 ``align_corners=True``) at the tap positions, then one grouped matrix product. ``grid_sample``'s rule that each

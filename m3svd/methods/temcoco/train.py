@@ -1,4 +1,4 @@
-"""TemCoCo's training recipe (spec §7): losses, optimiser and schedule as the released ``train.py`` really runs.
+"""TemCoCo's training recipe: losses, optimiser and schedule as the released ``train.py`` really runs.
 
 - Data: windows of ``clip_frames`` consecutive frames with one random ``patch``×``patch`` crop shared by all frames
   and both modalities, no augmentation. Inputs are the clean clips degraded by :mod:`m3svd.data.degrade` with
@@ -19,7 +19,6 @@ Determinism: the network is initialised from ``seed``; iteration ``i`` always tr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from m3svd.files import atomic_json
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
+from m3svd.methods.losses import colour_loss, max_gradient_loss, max_intensity_loss, sobel, ycbcr
+from m3svd.methods.nets import TrainingLog, atomic_save, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 10, "patch": 224},
@@ -45,15 +46,6 @@ CHECKPOINT = "checkpoint.pt"
 
 
 # -- losses -----------------------------------------------------------------------------------------------
-def rgb_to_ycbcr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(N, 3, H, W)`` RGB → Y, Cb, Cr ``(N, 1, H, W)``, full-range BT.601, each clamped to [0, 1] as released."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.169 * r - 0.331 * g + 0.5 * b + 128.0 / 255.0
-    cr = 0.5 * r - 0.419 * g - 0.081 * b + 128.0 / 255.0
-    return y.clamp(0, 1), cb.clamp(0, 1), cr.clamp(0, 1)
-
-
 def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
     coords = torch.arange(size, dtype=dtype, device=device) - size // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -62,7 +54,11 @@ def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
 
 
 def ssim(target: torch.Tensor, x: torch.Tensor, window: int = 13, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM without padding; the dynamic range L is read from ``target`` (255 or 1, −1 offset), as released."""
+    """Mean SSIM without padding; the dynamic range L is read from ``target`` (255 or 1, −1 offset), as released.
+
+    The same formula as :func:`m3svd.methods.losses.ssim`, kept apart on purpose: it squares by multiplication, and
+    autograd then sums the gradients in another order (last-bit differences), so sharing it would change training.
+    """
     high = 255.0 if target.max() > 128 else 1.0
     low = -1.0 if target.min() < -0.5 else 0.0
     c1, c2 = (0.01 * (high - low)) ** 2, (0.03 * (high - low)) ** 2
@@ -79,13 +75,6 @@ def ssim(target: torch.Tensor, x: torch.Tensor, window: int = 13, sigma: float =
     return value.mean()
 
 
-def sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """|∂x|, |∂y| Sobel responses of ``(N, 1, H, W)`` with replicate padding."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device)
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(padded, kx[None, None]).abs(), F.conv2d(padded, kx.t()[None, None]).abs()
-
-
 def temporal_loss(y_f: torch.Tensor, y_ir: torch.Tensor) -> torch.Tensor:
     """``cos_consist``: 1 − cosine between the fused and clean-IR frame differences, over all pixels, mean over t."""
     if y_f.shape[1] < 2:
@@ -98,18 +87,16 @@ def temporal_loss(y_f: torch.Tensor, y_ir: torch.Tensor) -> torch.Tensor:
 def fusion_losses(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
     """Spatial and temporal terms (unweighted). ``fused``, ``vi`` ``(B, T, 3, H, W)``; ``ir`` ``(B, T, 1, H, W)``."""
     b, t = fused.shape[:2]
-    y_f, cb_f, cr_f = rgb_to_ycbcr(fused.flatten(0, 1))
-    y_vi, cb_vi, cr_vi = rgb_to_ycbcr(vi.flatten(0, 1))
+    y_f, cb_f, cr_f = ycbcr(fused.flatten(0, 1))
+    y_vi, cb_vi, cr_vi = ycbcr(vi.flatten(0, 1))
     y_ir = ir.flatten(0, 1)
-    gx_f, gy_f = sobel(y_f)
-    gx_vi, gy_vi = sobel(y_vi)
-    gx_ir, gy_ir = sobel(y_ir)
+    sobel_f, sobel_vi, sobel_ir = sobel(y_f), sobel(y_vi), sobel(y_ir)
     return {
         "ssim": (1 - ssim(y_vi, y_f)) + (1 - ssim(y_ir, y_f)),
-        "intensity": F.l1_loss(y_f, torch.maximum(y_vi, y_ir)),
+        "intensity": max_intensity_loss(y_f, y_vi, y_ir),
         "pixel": F.l1_loss(y_f, y_vi) + F.l1_loss(y_f, y_ir),
-        "colour": F.l1_loss(cb_f, cb_vi) + F.l1_loss(cr_f, cr_vi),
-        "gradient": F.l1_loss(gx_f, torch.maximum(gx_vi, gx_ir)) + F.l1_loss(gy_f, torch.maximum(gy_vi, gy_ir)),
+        "colour": colour_loss(cb_f, cr_f, cb_vi, cr_vi),
+        "gradient": max_gradient_loss(sobel_f, sobel_vi, sobel_ir),
         "temporal": temporal_loss(y_f.view(b, t, -1), y_ir.view(b, t, -1)),
     }
 
@@ -312,5 +299,5 @@ def train(root, out, *, split: str = "train", iterations: int, batch_size: int =
     label = {"method": "temcoco", "trained_by": "m3svd toolkit recipe (not the authors' checkpoint)",
              "iterations": max(start, iterations), **recipe, "final": log.last or None,
              "schedule": f"Adam lr {lr}, x{LR_GAMMA} every {LR_STEP} iterations, grad-norm clip {CLIP_NORM}"}
-    atomic_text(json.dumps(label, indent=2) + "\n", out / "temcoco.json")
+    atomic_json(out / "temcoco.json", label)
     return weights

@@ -3,7 +3,7 @@
 The network (:mod:`.arch`) reproduces the official ``VideoFusion_Trans`` on the conformance golden to float
 rounding (float64: bit-identical; float32: 6e-8), and the authors' checkpoint loads with strict key matching.
 
-Inference protocol (spec §6), reproduced as the official test runs it:
+Inference protocol, reproduced as the official test runs it:
 
 - windows of ``frames`` frames (option, default 7 as in the released test config; the paper's table used 25),
   non-overlapping, the last window aligned to the clip's end (frames in the overlap take its output, as the
@@ -31,7 +31,7 @@ configuration, 6.75 M parameters) from the URL in :data:`CHECKPOINT_URL`, or wei
 ``m3svd train --method videofusion`` (same container; ``config="small"`` gives the 16-feature network). The
 configuration is read from the weights; :attr:`VideoFusion.official_checkpoint` says whether the file is the
 released blob (git blob id). No toolkit-trained weights ship: training needs a GPU, and none was lent
-when this was written. The recipe (:mod:`.train`, spec §7: 3 clips of 6 frames per GPU, 128×128 crops, clean
+when this was written. The recipe (:mod:`.train`: 3 clips of 6 frames per GPU, 128×128 crops, clean
 targets, inputs degraded by :mod:`m3svd.data.degrade` or the dataset's own degraded frames), on 4 GPUs, on data
 that is not M3SVD test data (e.g. the M3SVD train split; ``assets/loss.jpg`` suggests ≈220k iterations)::
 

@@ -1,7 +1,7 @@
 """VideoFusion network (``VideoFusion_Trans``), written from the specification so the authors' checkpoint loads.
 
 Module names, registration order and shapes follow the released state dict exactly (464 entries); the quirks that
-matter for checkpoint compatibility and outputs are kept on purpose (spec §5): an unused ``attn.norm`` in every
+matter for checkpoint compatibility and outputs are kept on purpose: an unused ``attn.norm`` in every
 cross attention, one shared cross transformer per fusion module, key/value = other − self in the differential
 module, a second softmax over the product of the two attention maps in the bi-temporal co-attention with clip-end
 frames as their own neighbours, and (tanh + 1)/2 heads with no input residual.
@@ -87,7 +87,7 @@ class Attention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Query from ``x``, key/value from ``y``. ``norm`` is in the checkpoint but never used (spec §5.1)."""
+    """Query from ``x``, key/value from ``y``. ``norm`` is in the checkpoint but never used."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()

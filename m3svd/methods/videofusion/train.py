@@ -1,4 +1,4 @@
-"""VideoFusion's training recipe (spec §7): the released ``train_VideoFusion.yml`` and losses, as the code runs them.
+"""VideoFusion's training recipe: the released ``train_VideoFusion.yml`` and losses, as the code runs them.
 
 - Data: windows of ``clip_frames`` consecutive frames starting at every frame index (one sample per start), one
   random ``patch``×``patch`` crop shared by all frames and all four streams, no augmentation (the released
@@ -24,7 +24,6 @@ per-epoch permutations drawn from ``(seed, epoch)``; crops from the dataset's ``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -33,8 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from m3svd.files import atomic_json
 from m3svd.methods.base import MethodError
-from m3svd.methods.nets import TrainingLog, atomic_save, atomic_text, optimise, resume_state
+from m3svd.methods.losses import colour_loss, max_gradient_loss, max_intensity_loss, sobel, ssim, ycbcr
+from m3svd.methods.nets import TrainingLog, atomic_save, optimise, resume_state
 
 CONFIGS = {
     "full": {"clip_frames": 6, "patch": 128, "warmup": 5000, "batch_size": 3},  # batch per process (GPU)
@@ -48,55 +49,18 @@ CHECKPOINT = "checkpoint.pt"
 
 
 # -- losses -------------------------------------------------------------------------------------------------------
-def ycbcr(x: torch.Tensor):
-    """``(N, 3, H, W)`` RGB in [0, 1] → Y, Cb, Cr ``(N, 1, H, W)``, each clamped to [0, 1] as released."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.169 * r - 0.331 * g + 0.5 * b + 128.0 / 255.0
-    cr = 0.5 * r - 0.419 * g - 0.081 * b + 128.0 / 255.0
-    return y.clamp(0, 1), cb.clamp(0, 1), cr.clamp(0, 1)
-
-
-def sobel(x: torch.Tensor):
-    """|∂x|, |∂y| 3×3 Sobel responses of ``(N, 1, H, W)`` with replicate padding."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device)
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(padded, kx[None, None]).abs(), F.conv2d(padded, kx.t()[None, None]).abs()
-
-
-def ssim(reference: torch.Tensor, x: torch.Tensor, size: int = 13, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM, Gaussian window without padding, per channel; range L detected from ``reference`` as released."""
-    high = 255.0 if reference.max() > 128 else 1.0
-    low = -1.0 if reference.min() < -0.5 else 0.0
-    c1, c2 = (0.01 * (high - low)) ** 2, (0.03 * (high - low)) ** 2
-    coords = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    n = x.shape[1]
-    window = (g[:, None] * g[None, :]).expand(n, 1, size, size)
-
-    def blur(z):
-        return F.conv2d(z, window, groups=n)
-
-    mu1, mu2 = blur(reference), blur(x)
-    s11, s22, s12 = blur(reference * reference) - mu1**2, blur(x * x) - mu2**2, blur(reference * x) - mu1 * mu2
-    return (((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))).mean()
-
-
 def fusion_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """``Fusion_loss`` on ``(N, 3, H, W)``: SSIM + intensity + consistency + colour + gradient terms."""
     w = FUSION_WEIGHTS
     y_f, cb_f, cr_f = ycbcr(fused)
     y_vi, cb_vi, cr_vi = ycbcr(vi)
     y_ir = ycbcr(ir)[0]
-    gx_f, gy_f = sobel(y_f)
-    gx_vi, gy_vi = sobel(y_vi)
-    gx_ir, gy_ir = sobel(y_ir)
+    sobel_f, sobel_vi, sobel_ir = sobel(y_f), sobel(y_vi), sobel(y_ir)
     return ((1 - ssim(vi, fused)) + (1 - ssim(y_ir, y_f))
-            + w["int"] * F.l1_loss(torch.maximum(y_vi, y_ir), y_f)
+            + w["int"] * max_intensity_loss(y_f, y_vi, y_ir)
             + w["consist"] * (F.l1_loss(y_vi, y_f) + w["ir_compose"] * F.l1_loss(y_ir, y_f))
-            + w["color"] * (F.l1_loss(cb_f, cb_vi) + F.l1_loss(cr_f, cr_vi))
-            + w["grad"] * (F.l1_loss(gx_f, torch.maximum(gx_vi, gx_ir)) + F.l1_loss(gy_f, torch.maximum(gy_vi, gy_ir))))
+            + w["color"] * colour_loss(cb_f, cr_f, cb_vi, cr_vi)
+            + w["grad"] * max_gradient_loss(sobel_f, sobel_vi, sobel_ir))
 
 
 def fidelity_loss(restored: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -254,7 +218,7 @@ def train(root, out, *, split: str = "train", iterations: int, seed: int = 0, re
                  "iterations": iterations, **recipe, "final": log.last or None,
                  "schedule": f"AdamW lr {lr} wd {WEIGHT_DECAY}, warm-up {warmup}, cosine to {ETA_MIN} over "
                              f"{PERIOD}, grad-norm clip {CLIP_NORM}"}
-        atomic_text(json.dumps(label, indent=2) + "\n", out / "videofusion.json")
+        atomic_json(out / "videofusion.json", label)
     if world > 1:
         torch.distributed.barrier()
     return weights

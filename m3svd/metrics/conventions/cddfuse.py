@@ -4,7 +4,7 @@ Reading as ``image_read_cv2(path, 'GRAY')``: BGR → float32 → OpenCV ``BGR2GR
 + 0.114 B) → ``np.round`` (half to even), for IR, VI and F alike (a grey frame stays as it is). The metrics
 then run in **float64** on those integer-valued grey planes, i.e. they reproduce the golden
 ``value_f64_inputs`` column (the original keeps float32 arrays; that changes values by ≲ 1e-6 relative, and
-the legacy SSIM by ≈ 2.5e-4). Two-source metrics use A = IR, B = VI. See golden README §2.
+the legacy SSIM by ≈ 2.5e-4). Two-source metrics use A = IR, B = VI. See ``metrics/CONVENTIONS.md``.
 """
 
 from __future__ import annotations

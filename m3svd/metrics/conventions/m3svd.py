@@ -1,7 +1,7 @@
 """``m3svd``: the leaderboard's convention — the M3SVD authors' definitions (Tang's toolbox) with its bugs fixed.
 
 Same metrics and formulas as ``tang`` (see that module's table), on the toolkit's own grey frames, with every
-known bug of ``specs/metrics.md`` §3 that touches these metrics fixed. ``metrics/CONVENTIONS.md`` lists the
+known bug of Tang's toolbox that touches these metrics fixed. ``metrics/CONVENTIONS.md`` lists the
 fixes and their reasons; each metric's ``description`` says what it changes.
 
 Reader: grey = BT.601 weights (0.299, 0.587, 0.114) in float64, rounded to ``uint8`` (``np.rint``) — exactly

@@ -1,7 +1,7 @@
 """``tang``: Linfeng Tang's MATLAB toolbox (``Evaluation-for-Image-Fusion@0e87153b``, ``analysis_Reference.m``).
 
-Reproduces the toolbox as it runs, quirks and bugs included (``specs/metrics.md`` §1 "Tang", §2, §3), and is
-checked against ``golden/tang/tang_octave.csv`` (the toolbox under GNU Octave). The leaderboard's ``m3svd``
+Reproduces the toolbox as it runs, quirks and bugs included (``metrics/CONVENTIONS.md``), and is
+checked against the toolbox's own values under GNU Octave (``tests/test_metrics_tang.py``). The leaderboard's ``m3svd``
 convention reuses the building blocks below with the bugs fixed (see ``m3svd.py`` and ``metrics/CONVENTIONS.md``).
 
 Reader: every frame with more than two channels goes through MATLAB ``rgb2gray`` (full-precision weights
@@ -66,6 +66,7 @@ from m3svd.metrics.pixel import (
     fmi_values,
     fmi_windows,
     gaussian_window,
+    halve_2x2,
     matlab_sobel_edges,
     pearson,
     qabf_combine,
@@ -224,12 +225,6 @@ _MEF_W = 11
 _MEF_EPS = np.finfo(np.float64).eps
 
 
-def _mef_downsample(x: np.ndarray) -> np.ndarray:
-    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then ``(1:2:end, 1:2:end)``: 2×2 block means."""
-    p = np.pad(x, ((0, 1), (0, 1)), mode="edge")
-    return (p[:-1:2, :-1:2] + p[1::2, :-1:2] + p[:-1:2, 1::2] + p[1::2, 1::2]) * 0.25
-
-
 def _gauss_valid(x: np.ndarray) -> np.ndarray:
     return correlate_valid(x, SSIM_KERNEL)
 
@@ -272,7 +267,7 @@ def mef_ms_ssim_reference(src1: np.ndarray, src2: np.ndarray, levels: int = len(
     scales = []
     for level in range(levels):
         if level:
-            x1, x2 = _mef_downsample(x1), _mef_downsample(x2)
+            x1, x2 = halve_2x2(x1), halve_2x2(x2)
         scales.append(_mef_scale_reference(x1, x2))
     return scales
 
@@ -291,7 +286,7 @@ def mef_ssim_scales(reference: list[dict], fused: np.ndarray) -> list[float]:
     qs = []
     for level, ref in enumerate(reference):
         if level:
-            f = _mef_downsample(f)
+            f = halve_2x2(f)
         gf = _gauss_valid(f)
         sigma_f = _gauss_valid(f * f) - gf * gf
         cov = ref["b1"] * (_gauss_valid(ref["x1"] * f) - ref["g1"] * gf)

@@ -166,5 +166,16 @@ _METRICS = [
      "tiled [cA cH; cV cD] and rescaled to [0, 1] (kept)."),
 ]
 
+_MATLAB = {"en", "sd", "sf", "ag", "mi", "scd", "vif", "qabf", "psnr", "mse", "cc"}  # Metric_TNO.xlsx's columns
+
+
+def _reference(name: str) -> str | None:
+    if name.startswith("fmi_"):
+        return None
+    where = "the toolbox's own MATLAB values (Metric_TNO.xlsx) and " if name in _MATLAB else ""
+    return f"{where}the 2022 toolbox run under GNU Octave; tests/test_metrics_tang2022.py"
+
+
 for _name, _compute, _hib, _range, _desc in _METRICS:
-    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_2022}. {_desc}"))
+    register(Metric(_name, CONVENTION, _compute, _hib, _range, "1", "image", f"{_2022}. {_desc}",
+                    reference=_reference(_name)))

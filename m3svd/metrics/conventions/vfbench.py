@@ -2,7 +2,7 @@
 
 Reading as VF-Bench's PIL loader: a grey frame is stacked into 3 identical channels, RGB is kept; values are
 integer 0–255, float64 inside the metrics. Every metric is computed per channel c on (F_c, IR_c, VI_c) and
-averaged over the 3 channels (no grey conversion). See golden README §3.
+averaged over the 3 channels (no grey conversion). See ``metrics/CONVENTIONS.md``.
 
 Exactness: SSIM and Qabf are float64 like the original; the original stores VIF's per-channel numerator and
 denominator and the per-channel MI in float32 tensors, so its values carry ≈1e-7 relative rounding that this

@@ -1,6 +1,6 @@
 """The ``vifb`` convention: VIFB's 13 MATLAB metrics (``xingchenzhang/VIFB@22b2ea9``), reproduced to its 5 digits.
 
-Conventions of the lineage (``specs/metrics.md`` §1–§3, golden README §1):
+Conventions of the lineage (``metrics/CONVENTIONS.md``):
 
 - VIFB calls ``metric(VI, IR, F)``; values are 0–255 doubles, never converted to grey.
 - An RGB fused image is scored **per channel** k on (VI[..., k], IR — or IR[..., k] when it has 3 channels —,
