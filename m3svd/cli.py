@@ -88,29 +88,54 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def _info_rows(clipset) -> list[dict]:
+    """One row per clip × variant: frame counts per modality (never the shorter alone), size, rate, storage."""
+    rows = []
+    for clip in clipset.clips:
+        row = {"clip": clip.name, "split": clip.split, "variant": clip.variant, "frames": None, "ir_frames": None,
+               "vi_frames": None, "width": None, "height": None, "fps": clip.fps or None, "lossy": bool(clip.lossy),
+               "error": None}
+        try:
+            row["ir_frames"], row["vi_frames"] = len(clip.ir_source), len(clip.vi_source)
+            row["height"], row["width"] = clip.size
+            if row["ir_frames"] == row["vi_frames"]:  # unequal counts: `check` fails such a clip
+                row["frames"] = row["ir_frames"]
+        except (M3SVDError, IndexError) as error:
+            row["error"] = str(error)
+        rows.append(row)
+    return rows
+
+
 def cmd_info(args) -> int:
+    import json
+
     from m3svd.data.layouts import open_dataset
 
     clipset = open_dataset(args.path, strict=False)
+    rows = _info_rows(clipset)
+    if args.json:
+        print(json.dumps({"root": str(clipset.root), "layout": clipset.layout, "clip_count": len(clipset.names),
+                          "splits": [s for s in clipset.splits if s], "variants": [v for v in clipset.variants if v],
+                          "clips": rows}, indent=2))
+        return 0
     splits = ", ".join(s for s in clipset.splits if s) or "none"
     print(f"{clipset.root}: layout {clipset.layout}, {len(clipset.names)} clip(s), splits {splits}, "
           f"variants {', '.join(v for v in clipset.variants if v) or 'none'}")
     header = f"  {'clip':<16} {'split':<6} {'variant':<9} {'frames':>7} {'fps':>6} {'size':>9}  storage"
     print(header)
-    for clip in clipset.clips:
+    for row in rows:
         mismatch = ""
-        try:
-            counts = {"IR": len(clip.ir_source), "VIS": len(clip.vi_source)}
-            frames, size = str(min(counts.values())), "{1}×{0}".format(*clip.size)
-            if len(set(counts.values())) > 1:  # never shown as the shorter count alone: `check` fails such a clip
+        if row["error"] is not None:
+            frames, size = "?", f"unreadable: {row['error']}"
+        else:
+            frames, size = str(row["frames"]), f"{row['width']}×{row['height']}"
+            if row["frames"] is None:
                 frames = "≠"
-                mismatch = "; frame counts differ: " + ", ".join(f"{k} {n}" for k, n in counts.items())
-        except (M3SVDError, IndexError) as error:
-            frames, size = "?", f"unreadable: {error}"
-        fps = f"{clip.fps:g}" if clip.fps else "-"
-        storage = "lossy" if clip.lossy else "lossless"
-        print(f"  {clip.name:<16} {clip.split or '-':<6} {clip.variant or '-':<9} {frames:>7} {fps:>6} {size:>9}  "
-              f"{storage}{mismatch}")
+                mismatch = f"; frame counts differ: IR {row['ir_frames']}, VIS {row['vi_frames']}"
+        fps = f"{row['fps']:g}" if row["fps"] else "-"
+        storage = "lossy" if row["lossy"] else "lossless"
+        print(f"  {row['clip']:<16} {row['split'] or '-':<6} {row['variant'] or '-':<9} {frames:>7} {fps:>6} "
+              f"{size:>9}  {storage}{mismatch}")
     return 0
 
 
@@ -157,7 +182,7 @@ def cmd_download(args) -> int:
     subset = get_subset(args.subset)
     root = (args.root or default_root()).expanduser()
     options = dl.Options(workers=args.workers, timeout=args.timeout, retries=args.retries)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = _progress(args)
     if args.dry_run:
         files = subset.files if subset.kind == "files" else None
         print(f"{subset.name} (v{subset.version}): {subset.description}\n  source: {subset.source}\n"
@@ -178,7 +203,7 @@ def cmd_download(args) -> int:
         print(f"{len(files)} files, {human(sum(known))}" + (f" + {unknown} of unknown size" if unknown else ""))
         return 0
     if args.verify:
-        problems = dl.verify(subset, root, show_progress=progress)
+        problems = dl.verify(subset, root, show_progress=progress == "bar")
         if subset.kind == "google-drive" and (root / subset.name).exists():
             from m3svd.data.importer import verify_import
 
@@ -195,7 +220,8 @@ def cmd_download(args) -> int:
         from m3svd.data.importer import import_dataset
 
         for result in report.files:  # the archive: unpack, arrange, verify layout and frame counts
-            imported = import_dataset(report.target / result.path, root, name=subset.name, progress=progress)
+            imported = import_dataset(report.target / result.path, root, name=subset.name,
+                                      progress=progress == "bar")
             print(imported.format())
             print(f"the archive stays at {report.target / result.path}; delete it to free the space")
             complete = complete and imported.ok
@@ -231,7 +257,7 @@ def _parse_options(method_name: str, pairs: list[str]) -> dict:
 
 def cmd_evaluate(args) -> int:
     from m3svd import protocols
-    from m3svd.evaluate import MethodSpec, Predictions, evaluate_methods
+    from m3svd.evaluate import MethodSpec, Predictions, Subset, evaluate_methods
     from m3svd.memory import keep_freed_memory
 
     if (args.method is None) == (args.predictions is None):
@@ -245,10 +271,12 @@ def cmd_evaluate(args) -> int:
             raise M3SVDError(f"--device {args.device}: no CUDA device on this machine; use --device cpu")
     protocol = protocols.load(args.protocol)
     keep_freed_memory()
-    progress = not args.no_progress and sys.stderr.isatty()
+    subset = None
+    if args.clips or args.frames:
+        subset = Subset(tuple(_listed("--clips", args.clips)) if args.clips else None, args.frames)
     common = dict(root=args.root, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
                   flow_cache=False if args.no_flow_cache else args.flow_cache, metrics_device=args.metrics_device,
-                  progress=progress, log=lambda line: print(line, file=sys.stderr))
+                  progress=_progress(args), log=lambda line: print(line, file=sys.stderr), subset=subset)
     if args.predictions is not None:
         folders, names = _listed("--predictions", args.predictions), _listed("--name", args.name)
         if len(folders) != len(names):
@@ -261,14 +289,48 @@ def cmd_evaluate(args) -> int:
             raise M3SVDError("--weights and --option belong to one method; evaluate such a method on its own")
         sources = [MethodSpec(n, args.device, str(args.weights) if args.weights else None,
                               tuple(sorted(_parse_options(n, args.option).items()))) for n in names]
-    if args.out is None:
-        outs = [Path("m3svd-results") / n / protocol.id for n in names]
+    if args.out is None:  # a partial run keeps apart from the full one it previews
+        outs = [Path("m3svd-results") / n / (protocol.id + ("-partial" if subset else "")) for n in names]
     else:
         outs = [args.out] if len(names) == 1 else [args.out / n for n in names]
     runs = evaluate_methods(protocol, list(zip(sources, outs, strict=True)), **common)
     for run in runs:
         _print_run(run, protocol)
+    if len(runs) > 1:
+        from m3svd.evaluate.compare import compare, format_comparison
+
+        print()
+        order = list(protocol.image_metrics + protocol.temporal_metrics)
+        print(format_comparison(compare([run.out for run in runs]), order=order))
     return 0
+
+
+def cmd_compare(args) -> int:
+    from m3svd.evaluate.compare import compare, format_comparison
+
+    metrics = _listed("--metrics", args.metrics) if args.metrics else None
+    print(format_comparison(compare(args.folders), metrics))
+    return 0
+
+
+def _progress(args) -> bool | str:
+    from m3svd.progress import mode
+
+    return mode(args.no_progress)
+
+
+def _frames(text: str) -> tuple[int, int | None]:
+    """``START:STOP`` (STOP may be left out: to the end of the protocol's range), 0-based, STOP excluded."""
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        value = (int(start) if start else 0, int(stop) if stop else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 0:16), found {text!r}") from None
+    if value[0] < 0 or (value[1] is not None and value[1] <= value[0]):
+        raise argparse.ArgumentTypeError(f"expected 0 <= START < STOP, found {text!r}")
+    return value
 
 
 def _listed(flag: str, text: str) -> list[str]:
@@ -284,7 +346,9 @@ def _print_run(run, protocol) -> None:
 
     label = run.results["method"].iloc[0]
     print(f"{label} on {protocol.key} ({len(run.results['clip'].unique())} clip(s), "
-          f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)")
+          f"{run.results.drop_duplicates(['clip', 'frame']).shape[0]} frames)"
+          + (" — PARTIAL (--clips/--frames): a preview, not the protocol's result; submit refuses it"
+             if run.partial else ""))
     temporal = run.summary["metric"].isin(protocol.temporal_metrics)
     print(format_summary(run.summary[~temporal], list(protocol.image_metrics)))
     if temporal.any():
@@ -348,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Detect the layout of PATH and list its clips: split, variant, frame "
                           "count, frame rate, size, and whether frames are stored lossy.")
     info.add_argument("path", metavar="PATH")
+    info.add_argument("--json", action="store_true", help="print the layout and one object per clip × variant as "
+                      "JSON (frames null when IR and VIS counts differ)")
     info.set_defaults(func=cmd_info)
 
     check = sub.add_parser(
@@ -407,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--timeout", type=_positive(float), default=30.0,
                           help="seconds without data before a connection is retried (default 30)")
     download.add_argument("--retries", type=_positive(int), default=4, help="attempts per mirror (default 4)")
-    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, otherwise a "
+                          "plain line every 10%% of the bytes or 30 s)")
     download.set_defaults(func=cmd_download)
 
     ev = sub.add_parser(
@@ -443,10 +510,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-flow-cache", action="store_true", help="keep source flows in memory only")
     ev.add_argument("--metrics-device", metavar="DEVICE", help="score the m3svd image metrics that have a torch "
                     "path on DEVICE (cuda, cuda:N, cpu) in float64: the same values as the default numpy path")
-    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>; with "
-                    "several methods, OUT/<method>)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--out", type=Path, help="output folder (default m3svd-results/<method>/<protocol>, or "
+                    "<protocol>-partial with --clips/--frames; with several methods, OUT/<method>)")
+    ev.add_argument("--clips", metavar="NAME[,NAME...]", help="a quick look: only these protocol clips (results "
+                    "marked partial in run.json; `m3svd submit` refuses them)")
+    ev.add_argument("--frames", type=_frames, metavar="START:STOP", help="a quick look: only frames START to STOP-1 "
+                    "of each clip, inside the protocol's range (results marked partial)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, otherwise a "
+                    "plain line with an ETA every 10%% of clips or 30 s)")
     ev.set_defaults(func=cmd_evaluate)
+
+    cmp = sub.add_parser(
+        "compare", help="one table of several methods' results, with confidence intervals",
+        description="Print one table of several results on the same protocol: per metric the mean over clips and "
+        "half its 95%% bootstrap interval (mean±h), * on each metric's best method. The sources and the plain "
+        "average (ir, vi, average; a record's reference flag) are shown apart, under the ranked rows. Each FOLDER "
+        "is an `m3svd evaluate` output folder or a leaderboard record (LB/submissions/<id>/); a partial run "
+        "(--clips/--frames) is labelled.",
+    )
+    cmp.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    cmp.add_argument("--metrics", metavar="NAME[,NAME...]", help="only these metrics, in this order")
+    cmp.set_defaults(func=cmd_compare)
 
     tr = sub.add_parser(
         "train", help="train a deep method with its published recipe",

@@ -89,7 +89,7 @@ def test_ls_metrics_lists_conventions_and_direction(capsys):
     assert code == 0 and ["qabf", "vifb", "higher"] in rows and ["mse", "m3svd", "lower"] in rows
     checked = {(row[0], row[1]): row[4] for row in (line.split() for line in out.splitlines()) if len(row) > 4}
     assert checked["qabf", "vifb"] == "checked" and checked["tgf", "m3svd"] == "unchecked"
-    assert out.splitlines()[-1].startswith("31 of 106 unchecked")
+    assert out.splitlines()[-1].startswith("33 of 108 unchecked")
 
 
 def test_ls_metrics_filters_a_convention_and_prints_names_only(capsys):

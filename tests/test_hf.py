@@ -117,3 +117,15 @@ def test_reexport_after_frames_change_on_disk(tmp_path):
     write_image(tmp_path / "clip" / "ir" / "0.png", np.zeros((48, 64), np.uint8))  # e.g. degraded frames regenerated
     again = to_hf_dataset(tmp_path / "clip", cache_dir=tmp_path / "cache")
     assert not np.asarray(again[0]["ir"]).any()
+
+
+def test_split_is_named_after_the_data(degraded, tree, tmp_path):
+    assert str(degraded[0].split) == "test"  # given
+    clipset = open_dataset(tree[0])
+    splits = {c.split for c in clipset.clips}
+    inferred = to_hf_dataset(clipset, clips=[CLIPS[0]], cache_dir=tmp_path / "a")
+    assert splits == {"test"} and str(inferred.split) == "test"  # one split among the clips: that one
+    for i in range(2):
+        write_image(tmp_path / "clip" / "ir" / f"{i}.png", noise([i, 0]))
+        write_image(tmp_path / "clip" / "vi" / f"{i}.png", noise([i, 1], 3))
+    assert str(to_hf_dataset(tmp_path / "clip", cache_dir=tmp_path / "b").split) == "train"  # no split: HF default

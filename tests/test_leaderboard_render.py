@@ -18,7 +18,7 @@ from synthetic import protocol_file
 from m3svd.cli import main
 from m3svd.leaderboard import LeaderboardError, build, load_reported, render, render_reported, submit, write_site
 from m3svd.leaderboard.figures import bootstrap_positions
-from m3svd.leaderboard.render import REPORTED_LABEL, reported_groups
+from m3svd.leaderboard.render import REPORTED_LABEL, packaged_reported, reported_groups
 from m3svd.leaderboard.schema import OVERALL
 
 REPO_LEADERBOARD = Path(__file__).resolve().parents[1] / "leaderboard"
@@ -117,7 +117,7 @@ def test_the_reported_table_is_sourced_labelled_and_never_ranked(board, tmp_path
     lb, _ = board
     mixed = tmp_path / "lb"
     shutil.copytree(lb, mixed, ignore=shutil.ignore_patterns(".lock", ".staging"))
-    shutil.copy(REPO_LEADERBOARD / "reported.csv", mixed / "reported.csv")
+    shutil.copy(packaged_reported(), mixed / "reported.csv")
     ranked = build(mixed)
     assert set(ranked["method"]) == set(NAMES.values())  # papers' rows never enter the verified table
 

@@ -106,25 +106,42 @@ class DatasetReport:
 
         return {
             "root": self.root, "layout": self.layout, "ok": self.ok, "toolkit_version": __version__,
+            "clip_count": len(self.by_clip()),  # clips; "clips" below has one entry per clip × variant
             "clips": [{**asdict(c), "ok": c.ok, "status": c.status} for c in self.clips],
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def format(self) -> str:
-        lines = [f"{self.root}: layout {self.layout}, {len(self.clips)} clip(s)"]
+    def by_clip(self) -> dict[tuple[str, str | None], list[ClipReport]]:
+        """The reports of each clip (name and split), its variants (clean, degraded) together."""
+        grouped: dict[tuple[str, str | None], list[ClipReport]] = {}
         for c in self.clips:
-            tags = " ".join(x for x in (c.split, c.variant) if x)
-            size = f"{c.size[1]}×{c.size[0]}" if c.size else "?"
-            fps = f"{c.fps:g} fps" if c.fps else "fps n/a"
-            head = f"{HEADINGS[c.status]} {c.clip} [{tags}] {c.frames} frames {size} {fps}"
-            lines.append(head + (" lossy" if c.lossy else ""))
-            lines.extend(f"       {k.name:<12} {k.status:<12} {k.message}" for k in c.checks)
-        failed = sum(not c.ok for c in self.clips)
-        warned = sum(c.status == WARN for c in self.clips)
-        unsure = sum(c.status == INCONCLUSIVE for c in self.clips)
-        lines.append(f"{len(self.clips) - failed} of {len(self.clips)} clip(s) passed; {warned} with warnings, "
+            grouped.setdefault((c.clip, c.split), []).append(c)
+        return grouped
+
+    def format(self) -> str:
+        """Clips, not clip × variant: one heading per clip (its worst status), each variant's line and checks
+        under it; the counts are of clips, a clip passing when every variant does."""
+        grouped = self.by_clip()
+        variants = len(self.clips)
+        extra = f" ({variants} clip-variants)" if variants != len(grouped) else ""
+        lines = [f"{self.root}: layout {self.layout}, {len(grouped)} clip(s){extra}"]
+        statuses = {}
+        for (name, split), reports in grouped.items():
+            found = {r.status for r in reports}
+            statuses[name, split] = next((s for s in (FAIL, WARN, INCONCLUSIVE) if s in found), OK)
+            lines.append(f"{HEADINGS[statuses[name, split]]} {name}" + (f" [{split}]" if split else ""))
+            for c in reports:
+                size = f"{c.size[1]}×{c.size[0]}" if c.size else "?"
+                fps = f"{c.fps:g} fps" if c.fps else "fps n/a"
+                lines.append(f"     {c.variant or 'clip'}: {c.frames} frames {size} {fps}" + (" lossy" if c.lossy
+                                                                                               else ""))
+                lines.extend(f"       {k.name:<12} {k.status:<12} {k.message}" for k in c.checks)
+        failed = sum(s == FAIL for s in statuses.values())
+        warned = sum(s == WARN for s in statuses.values())
+        unsure = sum(s == INCONCLUSIVE for s in statuses.values())
+        lines.append(f"{len(grouped) - failed} of {len(grouped)} clip(s) passed; {warned} with warnings, "
                      f"{unsure} inconclusive (??: a check could not decide; see its line)")
         return "\n".join(lines)
 

@@ -349,8 +349,9 @@ def with_mirrors(files, mirrors: list[str]) -> tuple[FileEntry, ...]:
 
 
 def download(subset: Subset, root: Path, options: Options | None = None, mirrors: list[str] | None = None,
-             files: tuple[FileEntry, ...] | None = None, show_progress: bool = True) -> DownloadReport:
-    """Download every file of ``subset`` missing under ``root/<subset>``, verified, in parallel."""
+             files: tuple[FileEntry, ...] | None = None, show_progress: bool | str = True) -> DownloadReport:
+    """Download every file of ``subset`` missing under ``root/<subset>``, verified, in parallel. ``show_progress``:
+    a tqdm bar (True), plain lines with an ETA (``"lines"``), or nothing (False)."""
     from tqdm.auto import tqdm
 
     options = options or Options()
@@ -358,7 +359,13 @@ def download(subset: Subset, root: Path, options: Options | None = None, mirrors
     target, partial = target_dir(subset, root), root / ".partial" / subset.name
     known = [f.size for f in files if f.size is not None]
     total = sum(known) if len(known) == len(files) else None
-    with tqdm(total=total, unit="B", unit_scale=True, desc=subset.name, disable=not show_progress) as bar:
+    if show_progress == "lines":  # a log, not a terminal: a line every 10 % or 30 s
+        from m3svd.progress import LineProgress
+
+        meter = LineProgress(total, subset.name, amount=human)
+    else:
+        meter = tqdm(total=total, unit="B", unit_scale=True, desc=subset.name, disable=not show_progress)
+    with meter as bar:
         fetcher = Fetcher(target, partial, options, bar.update)
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
             results = list(pool.map(fetcher.fetch, files))

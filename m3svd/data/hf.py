@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from m3svd.data.layouts import ClipSet, open_dataset
@@ -56,6 +57,13 @@ def _fingerprint(clips, with_references: bool) -> str:
     return digest.hexdigest()[:32]
 
 
+def hf_split(split: str | None, clips) -> str:
+    """The Hugging Face split name for an export (see :func:`to_hf_dataset`)."""
+    found = {c.split for c in clips}
+    name = split or (found.pop() if len(found) == 1 and None not in found else "train")
+    return name if re.fullmatch(r"\w+(\.\w+)*", name) else "train"  # the names Hugging Face accepts
+
+
 def to_hf_dataset(
     root: str | Path | ClipSet,
     split: str | None = None,
@@ -68,21 +76,25 @@ def to_hf_dataset(
 
     Frames are stored losslessly as PNG inside Arrow. With ``parquet_path`` the table is also written as
     one Parquet file (to a temporary name first, then renamed), loadable later with
-    ``datasets.Dataset.from_parquet``.
+    ``datasets.Dataset.from_parquet``. The dataset's ``split`` is the data's: ``split`` when given, else the one
+    split every selected clip belongs to (``test`` data is not labelled ``train``), else ``train``, the Hugging
+    Face default, for clips from several splits or none.
     """
-    from datasets import Dataset
+    from datasets import Dataset, NamedSplit
 
     clipset = root if isinstance(root, ClipSet) else open_dataset(root)
     selected = clipset.select(split, variant)
     if clips is not None:
         selected = [clipset.clip(name, split, variant) for name in clips]
     with_references = bool(selected) and all(c.reference is not None for c in selected)
+    label = hf_split(split, selected)
     dataset = Dataset.from_generator(
         _rows,
         gen_kwargs={"clips": selected, "with_references": with_references},
         features=_features(with_references),
         cache_dir=str(cache_dir) if cache_dir else None,
-        fingerprint=_fingerprint(selected, with_references),
+        fingerprint=_fingerprint(selected, with_references) + label,
+        split=NamedSplit(label),
     )
     if parquet_path is not None:
         target = Path(parquet_path)

@@ -22,12 +22,12 @@ and :mod:`~m3svd.evaluate.runner` (the whole run).
 
 from m3svd.evaluate.clips import evaluate_clip
 from m3svd.evaluate.inputs import find_dataset, protocol_clips
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Subset
 from m3svd.evaluate.runner import evaluate, evaluate_methods, fuse
 from m3svd.evaluate.store import RESULTS_SCHEMA, ROW_COLUMNS
 from m3svd.evaluate.summary import format_summary, summarise
 
 __all__ = [
-    "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Predictions", "Run", "evaluate",
+    "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Predictions", "Run", "Subset", "evaluate",
     "evaluate_clip", "evaluate_methods", "fuse", "find_dataset", "format_summary", "protocol_clips", "summarise",
 ]

@@ -4,17 +4,17 @@ each chunk's source statistics and flows are computed once for all of them."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from m3svd.data.clip import Clip
-from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, read_frames
+from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, read_frames, subset_range
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
 from m3svd.evaluate.scoring import TemporalScorer, restoration_metrics, restoration_scores, torch_scorer
 from m3svd.evaluate.store import ROW_COLUMNS, provenance, run_key, write_png
 from m3svd.files import atomic_parquet
+from m3svd.progress import progress_bar
 
 SCORE_CHUNK = 8  # frames scored together; every stream of a clip is scored on the same chunks
 
@@ -62,7 +62,7 @@ class Stream:
     def _windows(self):
         start, stop = self.span.start, self.span.stop
         if self.method is None:
-            read = predicted_frames(self.source.folder, self.clip, start, stop)
+            read = predicted_frames(self.source.folder, self.clip, *frame_range(self.job.protocol, self.clip))
             for a in range(start, stop, SCORE_CHUNK):
                 yield a, read(a, min(a + SCORE_CHUNK, stop)), {}
             return
@@ -147,7 +147,7 @@ def evaluate_clip(job: Job) -> list[str]:
 
     protocol = job.protocol
     clip, reference = open_clip(job)
-    start, stop = frame_range(protocol, clip)
+    start, stop = subset_range(protocol, clip, job.subset)
     streams = [Stream(job, source, out, clip, reference, range(start, stop)) for source, out in
                zip(job.sources, job.outs, strict=True)]
     outcomes = ["skipped" if stream.done() else f"redone: {stream.damaged}" if stream.damaged else "done"
@@ -160,7 +160,8 @@ def evaluate_clip(job: Job) -> list[str]:
     temporal = TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache,
                                streams)
     input_digest = hashlib.sha256()
-    bar = progress_bar(job.progress, stop - start, clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}")
+    label = clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}"
+    bar = progress_bar(job.progress, stop - start, label, step=None)  # lines: every 30 s; clips count the steps
     for a in range(start, stop, SCORE_CHUNK):
         b = min(a + SCORE_CHUNK, stop)
         ir, vi = read_frames(clip, a, b)
@@ -200,19 +201,3 @@ def checked_fusion(name: str, fused: np.ndarray, shape: tuple) -> np.ndarray:
         raise EvaluationError(f"method {name!r} returned fused frames {fused.shape} {fused.dtype}; expected "
                               f"{shape} uint8")
     return fused
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def progress_bar(show: bool, total: int, desc: str):
-    if not show:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", leave=False, file=sys.stderr)

@@ -6,21 +6,30 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from m3svd.evaluate.clips import evaluate_clip, progress_bar
+from m3svd.evaluate.clips import evaluate_clip
 from m3svd.evaluate.jobs import EvaluationError, Job
+from m3svd.progress import progress_bar
 
 
 def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_jobs(jobs: list[Job], workers: int, progress: bool) -> list[str]:
+def run_jobs(jobs: list[Job], workers: int, progress: bool | str) -> list[str]:
     if workers <= 1 or len(jobs) == 1:
-        return [evaluate_clip(job) for job in jobs]
+        if progress != "lines":  # a terminal shows each clip's own bar
+            return [evaluate_clip(job) for job in jobs]
+        bar = progress_bar(progress, len(jobs), "evaluate", unit="clip")
+        outcomes = []
+        for job in jobs:
+            outcomes.append(evaluate_clip(job))
+            bar.update(1)
+        bar.close()
+        return outcomes
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
                              initializer=_limit_threads, initargs=(threads_per_worker(workers),)) as pool:
         futures = [pool.submit(evaluate_clip, job) for job in jobs]
-        bar = progress_bar(progress, len(jobs), "clips")
+        bar = progress_bar(progress, len(jobs), "evaluate", unit="clip")
         outcomes = []
         for future in futures:
             outcomes.append(future.result())

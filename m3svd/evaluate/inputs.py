@@ -81,6 +81,20 @@ def frame_range(protocol: Protocol, clip: Clip) -> tuple[int, int]:
     return start, stop
 
 
+def subset_range(protocol: Protocol, clip: Clip, subset) -> tuple[int, int]:
+    """The frames a job scores: the protocol's range, or the part of it a :class:`~m3svd.evaluate.jobs.Subset`
+    asks for."""
+    start, stop = frame_range(protocol, clip)
+    if subset is None or subset.frames is None:
+        return start, stop
+    a, b = subset.frames
+    b = stop if b is None else b
+    if not start <= a < b <= stop:
+        raise EvaluationError(f"clip {clip.name}: --frames {a}:{b} lies outside the frames protocol {protocol.id} "
+                              f"scores, [{start}, {stop}); expected START:STOP with {start} <= START < STOP <= {stop}")
+    return a, b
+
+
 def predicted_frames(predictions: str, clip: Clip, start: int, stop: int) -> Callable[[int, int], np.ndarray]:
     """A reader of frames ``[a, b)`` of a clip's saved fused frames (all the clip's frames, or the protocol's range)."""
     folder = Path(predictions) / clip.name

@@ -45,6 +45,33 @@ Source = MethodSpec | Predictions
 
 
 @dataclass(frozen=True)
+class Subset:
+    """A quick look at part of a protocol: some of its clips and/or frames ``[start, stop)`` (clip frame numbers,
+    inside the protocol's range; ``stop`` None: to the end of that range).
+
+    Its results are partial: ``run.json`` says ``"partial": true`` (and ``"complete": false``, so no leaderboard
+    admits them), and the subset is part of every clip's run key, so a later full run redoes those clips instead of
+    skipping them.
+    """
+
+    clips: tuple[str, ...] | None = None
+    frames: tuple[int, int | None] | None = None
+
+    def to_dict(self) -> dict:
+        return {"clips": list(self.clips) if self.clips else None,
+                "frames": list(self.frames) if self.frames else None}
+
+    def describe(self) -> str:
+        parts = []
+        if self.clips:
+            parts.append("clips " + ",".join(self.clips))
+        if self.frames:
+            start, stop = self.frames
+            parts.append(f"frames {start}:{'' if stop is None else stop}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Job:
     """Everything one clip's evaluation needs, picklable (for ``--workers``): the fused-frame sources (methods or
     predictions folders) and one output folder for each."""
@@ -54,10 +81,11 @@ class Job:
     clip: str
     outs: tuple[str, ...]
     sources: tuple[Source, ...]
-    progress: bool = False
+    progress: bool | str = False  # True or "bar": a tqdm bar; "lines": plain lines (not a terminal)
     flow_cache: str | None = None  # source-flow cache folder; None: flows kept in memory only
     metrics_device: str | None = None  # torch device for the image metrics that have a torch path; None: numpy
     threads: int = 1  # frames whose numpy image metrics are scored at once (metrics.score)
+    subset: Subset | None = None  # a partial run: some clips (already chosen) and/or a frame range
 
 
 @dataclass
@@ -67,3 +95,4 @@ class Run:
     summary: object  # pandas.DataFrame
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    partial: bool = False  # run on a Subset: never submitted, never ranked

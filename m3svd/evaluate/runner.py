@@ -10,7 +10,7 @@ from m3svd import __version__
 from m3svd.errors import M3SVDError
 from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_worker
 from m3svd.evaluate.inputs import find_dataset, prediction_notes, protocol_clips
-from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source
+from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source, Subset
 from m3svd.evaluate.scoring import check_device
 from m3svd.evaluate.summary import summarise
 from m3svd.files import atomic_json, atomic_parquet, writable_folder
@@ -29,8 +29,8 @@ def evaluate(
     """Evaluate a method (or saved predictions) on every clip of a protocol present under ``root``.
 
     ``options`` are :func:`evaluate_methods`'s: ``root``, ``workers``, ``executor``, ``ray_address``,
-    ``flow_cache``, ``metrics_device``, ``progress``, ``log``. With ``predictions=DIR`` the fused frames are read
-    from ``DIR/<clip>/*.png`` and the results carry ``name``.
+    ``flow_cache``, ``metrics_device``, ``progress``, ``log``, ``subset``. With ``predictions=DIR`` the fused
+    frames are read from ``DIR/<clip>/*.png`` and the results carry ``name``.
     """
     if (method is None) == (predictions is None):
         raise EvaluationError("give a method or a predictions folder, not both or neither")
@@ -48,8 +48,9 @@ def evaluate_methods(
     ray_address: str | None = None,
     flow_cache: str | Path | bool | None = None,
     metrics_device: str | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
     log: Callable[[str], None] = lambda line: None,
+    subset: Subset | None = None,
 ) -> list[Run]:
     """Evaluate several methods (:class:`MethodSpec`) or folders of saved fused frames (:class:`Predictions`) in one
     pass over the protocol's clips, each into its own ``out`` folder.
@@ -69,6 +70,10 @@ def evaluate_methods(
     ``metrics_device`` (e.g. ``"cuda"``): score the ``m3svd`` convention's image metrics that have a torch path
     (:mod:`m3svd.metrics.torch_backend`) on that device in float64 — the same values as numpy to 1e-9, so results
     do not depend on the device; the rest stay on numpy.
+
+    ``progress``: True (or ``"bar"``) shows tqdm bars, ``"lines"`` plain lines with an ETA (for logs, where a bar
+    is not seen). ``subset`` (:class:`Subset`): only some clips and/or frames, for a quick look; such runs are
+    marked partial and never enter a leaderboard.
     """
     if not runs:
         raise EvaluationError("no method or predictions to evaluate")
@@ -85,6 +90,8 @@ def evaluate_methods(
         check_device(metrics_device)
     clipset = find_dataset(protocol, root)
     present, missing = protocol_clips(protocol, clipset)
+    if subset is not None and subset.clips:
+        present, missing = _subset_clips(protocol, clipset, subset.clips, present, missing)
     if not present:
         listed = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise EvaluationError(f"{clipset.root}: none of the clips of protocol {protocol.id} is there (it asks for "
@@ -114,19 +121,36 @@ def evaluate_methods(
     cache = str(flow_cache) if flow_cache and protocol.temporal_metrics else None
     sources = tuple(source for source, _ in runs)
     threads = 1 if executor == "ray" else threads_per_worker(workers)  # a Ray task holds one CPU
-    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), sources, progress and workers == 1,
-                cache, metrics_device, threads) for clip in present]
+    jobs = [Job(protocol, dataset, clip, tuple(str(out) for out in outs), sources, progress if workers == 1 else False,
+                cache, metrics_device, threads, subset) for clip in present]
     outcomes = run_ray(jobs, workers, ray_address) if executor == "ray" else run_jobs(jobs, workers, progress)
     return [_finish(protocol, out, [o[i] for o in outcomes], jobs, clipset, dataset, missing, metrics_device, log,
-                    notes[i]) for i, out in enumerate(outs)]
+                    notes[i], subset) for i, out in enumerate(outs)]
+
+
+def _subset_clips(protocol: Protocol, clipset, wanted: tuple[str, ...], present: list[str],
+                  missing: list[str]) -> tuple[list[str], list[str]]:
+    """``--clips``: the named protocol clips, in protocol order; a name the protocol lacks or the dataset misses
+    fails here, before anything runs."""
+    from m3svd.errors import did_you_mean
+
+    for name in wanted:
+        if name in missing:
+            raise EvaluationError(f"--clips {name}: protocol {protocol.id} lists it but {clipset.root} lacks it")
+        if name not in present:
+            raise EvaluationError(f"--clips {name}: not a clip of protocol {protocol.id} (it has {len(present)}: "
+                                  f"{', '.join(present[:5])}{' …' if len(present) > 5 else ''})"
+                                  + did_you_mean(name, present))
+    return [name for name in present if name in wanted], []
 
 
 def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | Path | None = None,
          progress: bool = False) -> Path:
     """Fuse every clip of the protocol with one method into ``out/<clip>/<frame>.png``, scoring nothing: a
     predictions folder, as ``evaluate --predictions`` and ``submit`` read it. Returns ``out``."""
-    from m3svd.evaluate.clips import fused_windows, progress_bar
+    from m3svd.evaluate.clips import fused_windows
     from m3svd.evaluate.inputs import frame_range
+    from m3svd.progress import progress_bar
 
     _check_source(spec, protocol)
     clipset = find_dataset(protocol, root)
@@ -135,7 +159,7 @@ def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | P
         raise EvaluationError(f"{clipset.root}: protocol {protocol.key} needs clip {missing[0]}, which this dataset "
                               f"lacks")
     method, out = spec.build(), Path(out)
-    bar = progress_bar(progress, len(present), f"{spec.name} fusing")
+    bar = progress_bar(progress, len(present), f"{spec.name} fusing", unit="clip")
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
         start, stop = frame_range(protocol, clip)
@@ -160,7 +184,8 @@ def _check_source(source: Source, protocol: Protocol) -> None:
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],
-            metrics_device: str | None, log, not_submittable: list[str] | None = None) -> Run:
+            metrics_device: str | None, log, not_submittable: list[str] | None = None,
+            subset: Subset | None = None) -> Run:
     """One output's results, summary and run.json from its clip files."""
     import pandas as pd
 
@@ -181,11 +206,13 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
     run_info = {
         "toolkit_version": __version__, "protocol": protocol.key, "protocol_sha256": protocol.sha256,
         "dataset": dataset, "dataset_layout": clipset.layout, "clips": present, "missing_clips": missing,
-        "complete": not missing, "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
+        "complete": not missing and subset is None, "partial": subset is not None,
+        "subset": subset.to_dict() if subset is not None else None,
+        "method": results.iloc[0]["method"], "source": results.iloc[0]["source"],
         "python": platform.python_version(), "platform": platform.platform(), "metrics_device": metrics_device,
     }
     if not_submittable is not None:  # predictions: what keeps these rows off the leaderboard, as far as seen here
         run_info["submittable"] = not not_submittable and not missing
         run_info["not_submittable"] = not_submittable
     atomic_json(out / "run.json", run_info)
-    return Run(out, results, summary, skipped, missing)
+    return Run(out, results, summary, skipped, missing, partial=subset is not None)

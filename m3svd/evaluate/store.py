@@ -34,6 +34,8 @@ def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dic
         "restoration": [m.id + "#" + m.version for m in restoration_metrics(job.protocol)],
         "schema": RESULTS_SCHEMA,
     }
+    if job.subset is not None:  # a partial run never stands in for a full one, nor the reverse
+        parts["subset"] = job.subset.to_dict()
     if isinstance(source, Predictions):
         folder = Path(source.folder) / clip.name
         parts["predictions"] = [f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in list_images(folder)]

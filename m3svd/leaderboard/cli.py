@@ -55,8 +55,10 @@ def cmd_submit(args) -> int:
                      published_origin(args.origin, folder) if args.origin else None)
                for folder, name in zip(folders, names, strict=True)]
     try:
+        from m3svd.progress import mode
+
         records = submit_many(entries, args.protocol, args.root, args.dir_leaderboard,
-                              log=lambda line: print(line, file=sys.stderr))
+                              log=lambda line: print(line, file=sys.stderr), progress=mode(args.no_progress))
     except SubmissionError as error:
         if len(error.problems) > 1:
             for problem in error.problems:
@@ -87,12 +89,12 @@ def cmd_leaderboard(args) -> int:
     from m3svd.leaderboard.site import write_site
 
     folder = Path(args.dir_leaderboard)
+    if args.reported:  # the papers' numbers ship with the package: no leaderboard folder needed
+        print(render_reported(load_reported(folder), args.format))
+        return 0
     if not folder.is_dir():
         raise LeaderboardError(f"{folder}: no leaderboard folder (records from `m3svd submit` go to "
                                f"{folder}/submissions/<id>/; pass --dir)")
-    if args.reported:
-        print(render_reported(load_reported(folder), args.format))
-        return 0
     if args.html:
         from m3svd.files import writable_folder
 
@@ -162,6 +164,8 @@ def add_commands(sub) -> None:
     sm.add_argument("--origin", metavar="SUBSET", help="the folders are methods' published outputs from download "
                     "subset SUBSET (e.g. tno42-fused): every file is checked against its pinned hash and the record "
                     "names the repository, commit and path they come from")
+    sm.add_argument("--no-progress", action="store_true", help="no progress while scoring (a bar on a terminal, "
+                    "otherwise a plain line every 10%% of clips or 30 s)")
     sm.add_argument("--reference", action="store_true", help="a reference row (a source or a trivial baseline): "
                     "shown apart, never ranked, so the copy and degenerate checks do not refuse it")
     sm.add_argument("--method", metavar="NAME", help="the method's own name, if N differs (e.g. a variant)")

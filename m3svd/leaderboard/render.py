@@ -192,11 +192,22 @@ def _json_rows(table, key: str) -> dict:
 
 
 # -- the reported table ----------------------------------------------------------------------------------------
-def load_reported(leaderboard_dir: str | Path = "leaderboard"):
-    """``reported.csv`` as printed in the papers (values kept as text: a paper's decimals are part of the record)."""
+def packaged_reported() -> Path:
+    """The papers' numbers shipped with m3svd (``m3svd/leaderboard/reported.csv`` in the repository, the one copy)."""
+    from importlib.resources import files
+
+    return Path(str(files("m3svd.leaderboard") / REPORTED))
+
+
+def load_reported(leaderboard_dir: str | Path | None = "leaderboard"):
+    """``reported.csv`` as printed in the papers (values kept as text: a paper's decimals are part of the record):
+    a leaderboard folder's own file when it has one, else the table shipped with the package, so ``m3svd
+    leaderboard --reported`` works anywhere."""
     import pandas as pd
 
-    path = Path(leaderboard_dir) / REPORTED
+    path = Path(leaderboard_dir) / REPORTED if leaderboard_dir is not None else None
+    if path is None or not path.is_file():
+        path = packaged_reported()
     if not path.is_file():
         return pd.DataFrame(columns=["source", "reference", "dataset", "setting", "method", "metric", "value",
                                      "higher_is_better", "convention", "note"])
@@ -233,7 +244,8 @@ def render_reported(reported, fmt: str = "table") -> str:
         return reported.to_csv(index=False).rstrip("\n")
     sections = [REPORTED_LABEL]
     if reported.empty:
-        sections.append("no reported numbers recorded (the table lives in <leaderboard>/reported.csv)")
+        sections.append("no reported numbers recorded (the table lives in <leaderboard>/reported.csv, else in "
+                        "m3svd/leaderboard/reported.csv)")
     for g in reported_groups(reported):
         head = ["method"] + [m + arrow(g["directions"][m]) for m in g["metrics"]]
         body = [[method] + [str(v) for v in row] for method, row in g["wide"].iterrows()]

@@ -118,9 +118,11 @@ def submit(directory: str | Path, name: str, protocol: Protocol | str | Path, ro
 
 
 def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str | Path | None = None,
-                leaderboard_dir: str | Path = "leaderboard", log=lambda line: None) -> list[Submission]:
+                leaderboard_dir: str | Path = "leaderboard", log=lambda line: None,
+                progress: bool | str = False) -> list[Submission]:
     """Submit several folders on one protocol, scored in one pass (source statistics and flows computed once for
-    all of them). Every entry is validated before any is scored; if one is refused, none is recorded."""
+    all of them). Every entry is validated before any is scored; if one is refused, none is recorded.
+    ``progress``: the scoring's, as :func:`m3svd.evaluate.evaluate_methods` shows it."""
     from m3svd.evaluate import Predictions, evaluate_methods
 
     protocol = as_protocol(protocol)
@@ -162,11 +164,14 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
         log(f"scoring {len(entries)} folder(s) on protocol {protocol.key} in one pass ({len(inspections[0].clips)} "
             f"clip(s), {frames} frames)")
         runs = evaluate_methods(protocol, [(Predictions(str(e.directory), e.name), staging / str(i) / "run")
-                                           for i, e in enumerate(entries)], root=root)
+                                           for i, e in enumerate(entries)], root=root, progress=progress)
         submitted_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         made = []
         for i, (entry, inspection, run) in enumerate(zip(entries, inspections, runs, strict=True)):
             run_info = json.loads((run.out / "run.json").read_text())
+            if run_info.get("partial") or run.partial:  # a --clips/--frames preview is never a protocol's result
+                raise SubmissionError(f"{entry.directory}: scored on part of protocol {protocol.key} only "
+                                      f"({run_info.get('subset')}); only complete runs may enter the leaderboard")
             if not run_info.get("complete"):
                 raise SubmissionError(f"{entry.directory}: the protocol's data is incomplete (missing clips "
                                       f"{', '.join(run_info.get('missing_clips', []))}); only complete runs may "
