@@ -55,12 +55,12 @@ def compare(base: Path, images=range(1, 43), convention: str = "tang2022") -> di
     errors: dict[str, list] = defaultdict(list)
     for k in images:
         name = f"{k:02d}.png"
-        sources = Sources(read_image(tno / "ir" / name), read_image(tno / "vi" / name))
+        sources = Sources(ir=read_image(tno / "ir" / name), vi=read_image(tno / "vi" / name))
         for col, method in methods.items():
             fused = read_image(base / "Image" / "Algorithm" / f"{method}_TNO" / name)
             for sheet, metric in SHEETS.items():
                 ref = float(table[sheet][f"{col}{k + 2}"])
-                ours = float(metrics.get(metric, convention)(fused, sources=sources)[0])
+                ours = float(metrics.get(metric, convention)(fused, sources=sources))
                 errors[metric].append((abs(ours - ref) / abs(ref), f"{name}/{method}", ours, ref))
     return errors
 
