@@ -178,7 +178,7 @@ DEGENERATE = [
     ("near-constant", lambda: _rgb(128 + np.random.default_rng(0).normal(0, 1.5, _ir().shape)),
      r"near-constant frame \(grey standard deviation 1\.\d\d < 5\.0\)"),
     ("IR + offset", lambda: _rgb(_ir() + 3), r"/000000\.png: the frame is the IR source up to a grey-level mapping "
-                                            r"\(gain, offset, quantisation; residual 0\.000 of its spread < 0\.03\)"),
+                                            r"\(gain, offset, quantisation; residual 0\.000 of its spread < 0\.005\)"),
     ("IR * gain + offset", lambda: _rgb(_ir() * 0.6 + 50), r"the frame is the IR source up to a grey-level mapping"),
     ("IR at 3 grey levels", lambda: _rgb(np.digitize(_ir(), np.quantile(_ir(), [1 / 3, 2 / 3])) * 90 + 20),
      r"the frame is the IR source up to a grey-level mapping"),
