@@ -190,3 +190,20 @@ def test_vifb_published_tables_are_reproduced():
             assert ours[metric] == pytest.approx(row["mean"], abs=stored), (method, metric)
             compared += 1
     assert compared == 23 * 13
+
+
+def test_the_same_frames_may_enter_two_protocols_but_not_one_twice(tmp_path):
+    from leaderboard_kit import blend, write_frames
+    from synthetic import protocol_file
+
+    from m3svd.leaderboard import submit
+
+    def protocol(name):
+        return protocol_file(tmp_path / f"{name}.toml", id=name, layouts=["sample"], folders=["sample"], split=None,
+                             image=["en", "sd"], ranking='primary = ["en", "sd"]')
+
+    folder, lb = write_frames(tmp_path / "fused", blend(0.4)), tmp_path / "lb"
+    submit(folder, "Mine", protocol("first"), leaderboard_dir=lb)
+    submit(folder, "Mine", protocol("second"), leaderboard_dir=lb)  # the blurred VIS is `vi` on two protocols
+    with pytest.raises(SubmissionError, match=r"duplicate of submission \S+ \(Mine\): the same fused frames"):
+        submit(folder, "Yours", protocol("first"), leaderboard_dir=lb)

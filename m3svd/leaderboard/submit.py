@@ -180,7 +180,7 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
             record.mkdir()
             for file in ("results.parquet", "summary.parquet", "run.json"):
                 os.replace(run.out / file, record / file)
-            record_id = f"{submitted_at[:10]}-{slug(entry.name)}-{inspection.fused_sha256[:12]}"
+            record_id = f"{submitted_at[:10]}-{slug(entry.name)}-{_record_hash(protocol, inspection)}"
             manifest = _manifest(record_id, entry, protocol, inspection, run.results, run_info, record, submitted_at)
             _write_json(record / "manifest.json", manifest)
             made.append((entry, inspection, record, record_id, manifest))
@@ -205,6 +205,14 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
         shutil.rmtree(staging, ignore_errors=True)
         if alive is not None:
             alive.close()
+
+
+def _record_hash(protocol: Protocol, inspection) -> str:
+    """12 hex digits naming the fused frames on this protocol: the same frames may be recorded on two protocols (the
+    blurred visible stream is the `vi` reference row of the degraded and the visible-only ones)."""
+    import hashlib
+
+    return hashlib.sha256(f"{protocol.key} {inspection.fused_sha256}".encode()).hexdigest()[:12]
 
 
 def _manifest(record_id: str, entry: Entry, protocol: Protocol, inspection, results, run_info: dict, record: Path,

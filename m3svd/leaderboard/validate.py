@@ -35,6 +35,7 @@ class Inspection:
     fused_sha256: str = ""
     dataset: str = ""
     lossy: bool = False  # some frames are lossy files, accepted because they are verified published outputs
+    protocol: str = ""  # the protocol key: duplicates are looked for among its records only
 
     @property
     def frames(self) -> int:
@@ -67,7 +68,7 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
 
     protocol = as_protocol(protocol)
     directory = Path(directory)
-    result = Inspection()
+    result = Inspection(protocol=protocol.key)
     if not directory.is_dir():
         result.problems.append(f"{directory}: no such folder (expected {directory}/<clip>/<frame>.png)")
         return result
@@ -275,13 +276,17 @@ def _file_sha(path: Path) -> str:
 
 
 def duplicate_problems(directory: Path, inspection: Inspection, leaderboard_dir: str | Path) -> list[str]:
-    """The submission, or any of its clips, already in the leaderboard (by decoded pixels, not file bytes)."""
+    """The submission, or any of its clips, already in the leaderboard on the same protocol (by decoded pixels, not
+    file bytes). The same frames on another protocol are no duplicate: the blurred visible stream is the `vi`
+    reference row of both the degraded and the visible-only protocols."""
     problems = []
     for record in record_dirs(leaderboard_dir):
         try:
             manifest = read_manifest(record)
         except M3SVDError:
             continue  # a damaged record is reported by `build`, not blamed on this submission
+        if inspection.protocol and manifest.get("protocol", {}).get("key") != inspection.protocol:
+            continue
         who = f"submission {manifest.get('id', record.name)} ({manifest.get('name', '?')})"
         if manifest.get("fused_sha256") == inspection.fused_sha256:
             problems.append(f"{directory}: duplicate of {who}: the same fused frames")
