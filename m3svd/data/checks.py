@@ -169,6 +169,7 @@ def block_image(grey: np.ndarray) -> np.ndarray:
 def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> _Stream:
     out = _Stream(label)
     prev, run_start, bad_channels = None, None, 0
+    first_size, first_bad, odd_size = None, None, None  # the file named when channels or sizes disagree
     frozen_mad = FROZEN_MAD_LOSSY if source.lossy else 0.0
     for i in range(n):
         try:
@@ -180,7 +181,11 @@ def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> 
             continue
         if is_ir and raw.ndim == 3 and not source.lossy and not (raw == raw[..., :1]).all():
             bad_channels += 1
+            first_bad = first_bad if first_bad is not None else i
         grey = to_grey(raw)
+        first_size = first_size or grey.shape[:2]
+        if odd_size is None and grey.shape[:2] != first_size:
+            odd_size = i
         out.frames += 1
         if int(grey.max()) - int(grey.min()) <= BLANK_RANGE:
             out.blank.append((i, int(np.median(grey))))
@@ -200,10 +205,18 @@ def _scan(label: str, source, n: int, keep: set[int], is_ir: bool, progress) -> 
     if run_start is not None:
         out.frozen.append((run_start, n - run_start))
     if bad_channels:
-        out.problems.append(f"{label}: {bad_channels} frame(s) stored with 3 channels that are not identical")
+        out.problems.append(f"{label}: {bad_channels} frame(s) stored with 3 channels that are not identical (first: "
+                            f"{_frame_name(source, first_bad)})")
     if len(out.sizes) > 1:
-        out.problems.append(f"{label}: frame sizes vary ({', '.join(f'{w}×{h}' for h, w in sorted(out.sizes))})")
+        out.problems.append(f"{label}: frame sizes vary ({', '.join(f'{w}×{h}' for h, w in sorted(out.sizes))}; "
+                            f"first differing: {_frame_name(source, odd_size)})")
     return out
+
+
+def _frame_name(source, i: int) -> str:
+    """The file of frame ``i`` where the stream is a folder of images, else its number."""
+    paths = getattr(source, "paths", None)
+    return str(paths[i]) if paths is not None and i < len(paths) else f"frame {i}"
 
 
 def _dead(s: _Stream) -> str | None:
