@@ -105,6 +105,7 @@ def test_predictions_score_the_same_as_the_method_that_made_them(tmp_path):
     np.testing.assert_array_equal(made.results["fused_sha256"], scored.results["fused_sha256"])
 
 
+@pytest.mark.slow
 def test_several_predictions_folders_in_one_pass_equal_separate_runs(tmp_path, monkeypatch, capsys):
     """`--predictions A,B --name X,Y`: one pass over the sources (their statistics computed once per chunk, not once
     per folder), and each folder's rows equal those of its own run."""
@@ -220,6 +221,7 @@ def test_undefined_frames_are_recorded_counted_and_said_not_fatal(tmp_path):
     assert en["undefined"] == 0 and np.isfinite(en["mean"])
 
 
+@pytest.mark.slow
 def test_metrics_on_torch_give_the_numpy_values_undefined_frames_included(tmp_path):
     protocol = protocols.load("sample")
     numpy_run = evaluate(protocol, tmp_path / "numpy", method=MethodSpec("ir"), flow_cache=False)
@@ -236,6 +238,7 @@ def test_a_bad_metrics_device_is_one_clear_line(tmp_path):
         evaluate(protocols.load("sample"), tmp_path, method=MethodSpec("ir"), metrics_device="gpu0")
 
 
+@pytest.mark.slow
 def test_several_methods_in_one_pass_equal_separate_runs_and_share_source_statistics(tmp_path, m3svd_frames,
                                                                                         monkeypatch):
     protocol = protocols.load(_protocol_file(tmp_path, frames=[0, 17], variant="clean", restoration=[],

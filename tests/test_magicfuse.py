@@ -239,6 +239,7 @@ def test_visible_only_protocol_end_to_end_with_test_made_weights(tmp_path):
 
 
 # -- training -------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_mkf_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     from m3svd.methods.magicfuse.train import build_dataset, frozen_nets, iteration_inputs, step_loss, train
 
