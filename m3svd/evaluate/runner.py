@@ -152,13 +152,13 @@ def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | P
     from m3svd.evaluate.inputs import frame_range
     from m3svd.progress import progress_bar
 
-    _check_source(spec, protocol)
+    method = _check_source(spec, protocol)
     clipset = find_dataset(protocol, root)
     present, missing = protocol_clips(protocol, clipset)
     if missing:
         raise EvaluationError(f"{clipset.root}: protocol {protocol.key} needs clip {missing[0]}, which this dataset "
                               f"lacks")
-    method, out = spec.build(), Path(out)
+    out = Path(out)
     bar = progress_bar(progress, len(present), f"{spec.name} fusing", unit="clip")
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
@@ -170,17 +170,19 @@ def fuse(protocol: Protocol, spec: MethodSpec, out: str | Path, *, root: str | P
     return out
 
 
-def _check_source(source: Source, protocol: Protocol) -> None:
+def _check_source(source: Source, protocol: Protocol):
     """Fail fast, before any clip runs: a missing predictions folder; an unknown method, bad options, missing
-    weights, or a method needing infrared on a visible-only protocol."""
+    weights, or a method needing infrared on a visible-only protocol. Returns the built method (None for
+    predictions)."""
     if isinstance(source, Predictions):
         if not Path(source.folder).is_dir():
             raise EvaluationError(f"{source.folder}: no such predictions folder")
-        return
+        return None
     built = source.build()
     if "ir" in built.inputs and "ir" not in protocol.inputs:
         raise EvaluationError(f"method {source.name!r} needs infrared input; protocol {protocol.id} gives "
                               f"visible frames only")
+    return built
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],

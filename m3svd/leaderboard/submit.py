@@ -10,6 +10,7 @@ same frames both pass validation; only the first may land), renames the finished
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -210,8 +211,6 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
 def _record_hash(protocol: Protocol, inspection) -> str:
     """12 hex digits naming the fused frames on this protocol: the same frames may be recorded on two protocols (the
     blurred visible stream is the `vi` reference row of the degraded and the visible-only ones)."""
-    import hashlib
-
     return hashlib.sha256(f"{protocol.key} {inspection.fused_sha256}".encode()).hexdigest()[:12]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from m3svd.data.frames import BT601, IMAGE_SUFFIXES, LOSSLESS_SUFFIXES, list_images, read_image, to_rgb
 from m3svd.errors import M3SVDError
+from m3svd.leaderboard import degenerate
 from m3svd.leaderboard.schema import read_manifest, record_dirs
 from m3svd.protocols import Protocol
 
@@ -102,8 +103,6 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
         clean = clean and not problems
         if summary:
             result.clips[name] = summary
-    from m3svd.leaderboard import degenerate
-
     if mapped and len(mapped) > degenerate.MAX_SOURCE_MAPPED_SHARE * result.frames:
         result.problems += mapped[:MAX_LINES_PER_KIND] + [
             f"{directory}: {len(mapped)} of {result.frames} frames are one source up to a grey-level mapping (more "
@@ -126,7 +125,6 @@ def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = Fal
     The folder holds every frame of the clip, or exactly the protocol's ``frames`` range (numbered as in the clip),
     as `m3svd evaluate --predictions` reads it.
     """
-    from m3svd.leaderboard import degenerate
     n = len(clip)
     if not folder.is_dir():
         return [f"{folder}: missing; expected {n} fused frames for clip {clip.name}"], None
