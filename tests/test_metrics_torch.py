@@ -141,3 +141,32 @@ def test_float_and_torch_inputs_score_as_their_uint8_levels(frames):
     got = scorer.score(f, ir=torch.from_numpy(ir)[:, None].float() / 255, vi=torch.from_numpy(vi).permute(0, 3, 1, 2))
     for name in scorer.metrics:
         np.testing.assert_allclose(got[name], reference["max", name], rtol=1e-9, err_msg=name)
+
+
+def test_score_with_a_device_is_the_one_path_for_both_backends(frames):
+    """``metrics.score(..., device=)`` sends the metrics torch serves to torch and the rest (qcb, and every other
+    convention's) to numpy, in one call and one result; values as numpy's to 1e-9; the upload is memoised on the
+    Sources, so a second candidate reuses it."""
+    ir, vi, fused, reference = frames
+    sources = Sources(ir=ir, vi=vi)
+    chosen = ["en", "qabf", "qcb", "ssim", "vif"]
+    got = metrics.score(chosen, fused["max"], sources, device="cpu")
+    assert list(got) == chosen
+    for name in ("en", "qabf", "ssim", "vif"):
+        np.testing.assert_allclose(got[name], reference["max", name], rtol=1e-9, err_msg=name)
+    np.testing.assert_array_equal(got["qcb"], metrics.get("qcb")(fused["max"], sources=Sources(ir=ir, vi=vi)))
+    uploaded = sources.memo(("torch", "cpu"), lambda: None)
+    assert uploaded is not None and "ssim" in uploaded.memo  # torch's source-only work, kept for the next candidate
+    metrics.score(chosen, fused["noisy"], sources, device="cpu")
+    assert sources.memo(("torch", "cpu"), lambda: None) is uploaded
+    vifb = metrics.score(["qabf"], fused["max"][0], ir=ir[0], vi=vi[0], convention="vifb", device="cpu")
+    assert vifb == {"qabf": metrics.get("qabf", "vifb")(fused["max"][0], ir=ir[0], vi=vi[0])}  # numpy: no torch twin
+
+
+def test_score_with_a_device_keeps_the_undefined_contract(frames):
+    ir, vi, _, _ = frames
+    flat = np.full(vi.shape, 90, np.uint8)
+    with pytest.raises(MetricUndefined, match="cc@m3svd: undefined on frame 0"):
+        metrics.score(["cc"], flat, ir=ir, vi=vi, device="cpu")
+    kept = metrics.score(["cc", "en"], flat, ir=ir, vi=vi, device="cpu", keep_undefined=True)
+    assert not np.isfinite(kept["cc"]).any() and (kept["en"] == 0).all()

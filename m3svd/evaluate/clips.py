@@ -11,7 +11,7 @@ import numpy as np
 from m3svd.data.clip import Clip
 from m3svd.evaluate.inputs import frame_range, open_clip, predicted_frames, read_frames, subset_range
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Source
-from m3svd.evaluate.scoring import TemporalScorer, restoration_metrics, restoration_scores, torch_scorer
+from m3svd.evaluate.scoring import TemporalScorer, restoration_metrics, restoration_scores
 from m3svd.evaluate.store import ROW_COLUMNS, provenance, run_key, write_png
 from m3svd.files import atomic_parquet
 from m3svd.progress import progress_bar
@@ -156,7 +156,6 @@ def evaluate_clip(job: Job) -> list[str]:
     if not streams:
         return outcomes
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
-    on_torch = torch_scorer(job.metrics_device, protocol)
     temporal = TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache,
                                streams)
     input_digest = hashlib.sha256()
@@ -169,15 +168,12 @@ def evaluate_clip(job: Job) -> list[str]:
         input_digest.update(vi.data)
         ref_ir, ref_vi = (ir, vi) if reference is clip else read_frames(reference, a, b)
         sources = metrics.Sources(ir=ref_ir, vi=ref_vi)
-        torch_sources = on_torch.sources(ir=ref_ir, vi=ref_vi) if on_torch else None
         chunk_fused, chunk_digests = [], []
         for stream in streams:
             fused, restored = stream.take(a, b)
             digests = [hashlib.sha256(np.ascontiguousarray(f).data).hexdigest() for f in fused]
-            values = on_torch.score(fused, sources=torch_sources) if on_torch else {}
-            values.update(metrics.score([m for m in image_metrics if m.name not in values], fused, sources,
-                                        threads=job.threads, keep_undefined=True))
-            values = {m.name: values[m.name] for m in image_metrics}
+            values = metrics.score(image_metrics, fused, sources, threads=job.threads, keep_undefined=True,
+                                   device=job.metrics_device)
             for name, frames in restored.items():
                 clean = ref_ir if name == "ir" else ref_vi
                 for metric in protocol.restoration_metrics:

@@ -1,4 +1,4 @@
-"""Metrics on fused frames: per-frame values that keep undefined frames, the optional torch scorer, restoration
+"""Metrics on fused frames: per-frame values that keep undefined frames, the check of a torch device, restoration
 scores, and the temporal scorer that walks a clip in chunks of bounded memory."""
 
 from __future__ import annotations
@@ -53,16 +53,6 @@ def check_device(device: str, flag: str = "--metrics-device") -> None:
                                   f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise EvaluationError(f"{flag} {device}: torch sees no MPS device on this machine; use cpu")
-
-
-def torch_scorer(device: str | None, protocol):
-    """The torch scorer for the protocol's image metrics that have a torch path, or None (numpy for all)."""
-    if device is None or protocol.convention != "m3svd":
-        return None
-    from m3svd.metrics.torch_backend import METRICS, TorchScorer
-
-    names = [n for n in protocol.image_metrics if n in METRICS]
-    return TorchScorer(names, device=device) if names else None
 
 
 class TemporalScorer:

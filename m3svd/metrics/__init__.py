@@ -97,12 +97,14 @@ def get(name: str, convention: str = DEFAULT_CONVENTION) -> Metric:
 
 
 def score(chosen, fused, sources: Sources | None = None, *, ir=None, vi=None, convention: str = DEFAULT_CONVENTION,
-          data_range: float | None = None, threads: int = 1, keep_undefined: bool = False) -> dict:
+          data_range: float | None = None, threads: int = 1, keep_undefined: bool = False,
+          device: str | None = None) -> dict:
     """``{name: value}`` of every metric in ``chosen`` — names (looked up in ``convention``) or :class:`Metric`
     objects — on the same fused frames: a ``float`` each for one image, per-frame arrays for a batch.
-    Sources as ``ir=``/``vi=`` or a :class:`Sources`; see :func:`m3svd.metrics.base.score` for threads."""
+    Sources as ``ir=``/``vi=`` or a :class:`Sources`; see :func:`m3svd.metrics.base.score` for ``threads`` and
+    for ``device`` (torch, e.g. ``"cuda"``, for the metrics that have a torch implementation)."""
     if isinstance(chosen, str | Metric):
         chosen = [chosen]
     chosen = [get(m, convention) if isinstance(m, str) else m for m in chosen]
     return base.score(chosen, fused, sources, ir=ir, vi=vi, data_range=data_range, threads=threads,
-                      keep_undefined=keep_undefined)
+                      keep_undefined=keep_undefined, device=device)

@@ -170,8 +170,8 @@ def _single(values: np.ndarray, single: bool) -> float | np.ndarray:
 
 
 def score(chosen: list[Metric], fused, sources: Sources | None = None, *, ir=None, vi=None,
-          data_range: float | None = None, threads: int = 1,
-          keep_undefined: bool = False) -> dict[str, float] | dict[str, np.ndarray]:
+          data_range: float | None = None, threads: int = 1, keep_undefined: bool = False,
+          device: str | None = None) -> dict[str, float] | dict[str, np.ndarray]:
     """``{name: value}`` for every metric of ``chosen``, the same values as calling each: floats for one image,
     per-frame arrays for a batch. Sources as a :class:`Sources` or by keyword (``ir=``, ``vi=``).
 
@@ -180,23 +180,27 @@ def score(chosen: list[Metric], fused, sources: Sources | None = None, *, ir=Non
     set ≈ 1.8× faster per frame (``benchmarks/metrics_speed.py``); each frame's values do not depend on it.
     Other kinds run whole-batch after them. An undefined value raises :class:`MetricUndefined` unless
     ``keep_undefined``, which keeps it non-finite (``m3svd evaluate`` counts such frames).
+
+    With a torch ``device`` (``"cpu"``, ``"cuda"``, …) the metrics that have a torch implementation
+    (:func:`m3svd.metrics.torch_backend.serves`) are scored there, the whole batch at once in float64 — the same
+    values to rounding — and the rest as above; the sources are uploaded once per :class:`Sources`.
     """
     names = [m.name for m in chosen]
     if len(set(names)) < len(names):
         raise MetricError(f"score: metric names repeat in {[m.id for m in chosen]}; score each convention apart")
     fused, sources, single = _prepare("score", fused, ir, vi, sources, data_range,
                                       needs_sources=any(m.kind != "no-reference" for m in chosen))
-    values = _score(chosen, fused, sources, threads, keep_undefined)
+    values = _score(chosen, fused, sources, threads, keep_undefined, device)
     return {name: _single(v, single) for name, v in values.items()}
 
 
 def _score(chosen: list[Metric], fused: np.ndarray, sources: Sources | None, threads: int = 1,
-           keep_undefined: bool = False) -> dict[str, np.ndarray]:
+           keep_undefined: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
     """:func:`score` on inputs already converted by :func:`_prepare`."""
     for m in chosen:
         m._check(fused, sources)
-    per_frame = [m for m in chosen if m.kind == "image"]
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, np.ndarray] = {} if device is None else _on_torch(chosen, fused, sources, device)
+    per_frame = [m for m in chosen if m.kind == "image" and m.name not in values]
     if per_frame:
         frames = [sources] if len(fused) == 1 else [sources.frame(i) for i in range(len(fused))]
 
@@ -208,10 +212,22 @@ def _score(chosen: list[Metric], fused: np.ndarray, sources: Sources | None, thr
                 rows = list(pool.map(one, range(len(fused))))
         else:
             rows = [one(i) for i in range(len(fused))]
-        values = {m.name: np.concatenate([row[k] for row in rows]) for k, m in enumerate(per_frame)}
+        values.update({m.name: np.concatenate([row[k] for row in rows]) for k, m in enumerate(per_frame)})
     for m in chosen:
         if m.kind != "image":
             values[m.name] = m._compute(sources, fused)
         if not keep_undefined:
             m.checked(values[m.name])
     return {m.name: values[m.name] for m in chosen}
+
+
+def _on_torch(chosen: list[Metric], fused: np.ndarray, sources: Sources, device: str) -> dict[str, np.ndarray]:
+    """The values of the chosen metrics that torch serves, scored on ``device``; the sources' upload is memoised."""
+    from m3svd.metrics import torch_backend
+
+    names = tuple(m.name for m in chosen if torch_backend.serves(m))
+    if not names:
+        return {}
+    scorer = torch_backend.scorer(names, device)
+    on_device = sources.memo(("torch", str(scorer.device)), lambda: scorer.sources(ir=sources.ir, vi=sources.vi))
+    return scorer.score(fused, sources=on_device)

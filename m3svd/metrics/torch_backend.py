@@ -1,5 +1,7 @@
 """The leaderboard's image metrics in torch: the ``m3svd`` convention on a GPU (or CPU), batched, same numbers.
 
+Users reach it through ``metrics.score(names, fused, sources, device="cuda")`` (and ``m3svd evaluate
+--metrics-device``), which sends the metrics this module :func:`serves` here and the rest to numpy.
 ``TorchScorer(device="cuda").score(fused, ir=ir, vi=vi)`` returns the per-frame values of :data:`METRICS` — the
 ``m3svd`` convention's definitions, recomputed with torch ops on ``N`` frames at once. In float64 it agrees
 with the numpy registry (``m3svd.metrics.get(name)``) to rounding (tests: relative 1e-9); float32 is faster
@@ -14,6 +16,7 @@ A value that is undefined (a constant frame) is non-finite, as in ``MetricUndefi
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -98,6 +101,17 @@ def _sobel(x: torch.Tensor, pad: str, kernels: torch.Tensor) -> tuple[torch.Tens
     """Correlation with two 3×3 ``kernels`` (2×3×3) after 1-pixel ``pad`` (``"constant"`` or ``"reflect"``)."""
     out = F.conv2d(F.pad(x[:, None], (1, 1, 1, 1), mode=pad), kernels[:, None])
     return out[:, 0], out[:, 1]
+
+
+def serves(metric) -> bool:
+    """Whether ``metric`` (a registered :class:`~m3svd.metrics.Metric`) has an implementation here."""
+    return metric.convention == "m3svd" and metric.name in METRICS
+
+
+@functools.lru_cache(maxsize=8)
+def scorer(names: tuple[str, ...], device: str) -> TorchScorer:
+    """One float64 :class:`TorchScorer` per metric set and device, kept: its filter taps are uploaded once."""
+    return TorchScorer(names, device=device)
 
 
 @dataclass(eq=False)
