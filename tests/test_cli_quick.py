@@ -16,6 +16,7 @@ from leaderboard_kit import blend, short_protocol, write_frames
 from m3svd import evaluate as ev
 from m3svd import protocols
 from m3svd.cli import main
+from m3svd.evaluate import OVERALL, read_summary
 from m3svd.leaderboard import submit
 from m3svd.leaderboard.schema import SubmissionError
 from m3svd.progress import LineProgress
@@ -117,7 +118,7 @@ def test_several_methods_print_one_comparison_and_compare_reads_folders_and_reco
     table = text[text.index("short-sample@1: mean±half 95% CI"):].splitlines()
     assert re.split(r"\s+", table[1]) == ["method", "en↑", "sd↑", "nabf↓"]
     assert [line.split()[0] for line in table[2:]] == ["max", "laplacian", "reference", "vi", "average"]
-    summaries = {m: pd.read_parquet(out / m / "summary.parquet").query("clip == ''").set_index("metric")
+    summaries = {m: read_summary(out / m / "summary.parquet").query(f"clip == '{OVERALL}'").set_index("metric")
                  for m in ("max", "laplacian")}
     en = {m: s.loc["en", "mean"] for m, s in summaries.items()}
     best = max(en, key=en.get)

@@ -12,7 +12,7 @@ from m3svd import methods, metrics, protocols
 from m3svd.cli import main
 from m3svd.data import open_dataset
 from m3svd.data.frames import read_image
-from m3svd.evaluate import ROW_COLUMNS, EvaluationError, MethodSpec, evaluate, evaluate_methods
+from m3svd.evaluate import OVERALL, ROW_COLUMNS, EvaluationError, MethodSpec, evaluate, evaluate_methods
 from m3svd.methods.base import Fusion, Method, check_window
 
 
@@ -78,7 +78,7 @@ def test_sample_run_writes_frames_once_rows_with_provenance_and_a_summary(tmp_pa
     assert np.array_equal(read_image(written[5]), expected[5])  # lossless
     en = rows[rows["metric"] == "en"].sort_values("frame")
     assert np.allclose(en["value"], metrics.get("en")(expected, ir=ir, vi=vi))
-    overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
+    overall = run.summary[(run.summary["clip"] == OVERALL) & (run.summary["metric"] == "en")].iloc[0]
     assert overall["mean"] == pytest.approx(en["value"].mean()) and overall["frames"] == 32
     stored = pd.read_parquet(tmp_path / "out" / "results.parquet")
     pd.testing.assert_frame_equal(stored, rows)
@@ -214,10 +214,10 @@ def test_undefined_frames_are_recorded_counted_and_said_not_fatal(tmp_path):
     run = evaluate(protocols.load("sample"), tmp_path, method=MethodSpec("ir"), log=lines.append)
     scd = run.results[run.results["metric"] == "scd"]["value"]
     assert len(scd) == 32 and not np.isfinite(scd).any()
-    overall = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "scd")].iloc[0]
+    overall = run.summary[(run.summary["clip"] == OVERALL) & (run.summary["metric"] == "scd")].iloc[0]
     assert overall["undefined"] == 32 and np.isnan(overall["mean"])
     assert any(line.startswith("scd: undefined on 32 of 32 frames") for line in lines)
-    en = run.summary[(run.summary["clip"] == "") & (run.summary["metric"] == "en")].iloc[0]
+    en = run.summary[(run.summary["clip"] == OVERALL) & (run.summary["metric"] == "en")].iloc[0]
     assert en["undefined"] == 0 and np.isfinite(en["mean"])
 
 

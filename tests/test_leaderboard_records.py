@@ -15,7 +15,7 @@ from conftest import SHARED_DATA, shared
 
 from m3svd import protocols
 from m3svd.data.subsets import get_subset
-from m3svd.evaluate import MethodSpec, Predictions, evaluate_methods, fuse
+from m3svd.evaluate import MethodSpec, Predictions, evaluate_methods, fuse, read_summary
 from m3svd.leaderboard import SubmissionError, build
 from m3svd.leaderboard.origin import published_origin
 from m3svd.leaderboard.readme import END, START, section
@@ -124,6 +124,21 @@ def test_committed_leaderboard_builds_and_its_parquet_is_the_build():
     pd.testing.assert_frame_equal(on_disk, table)
 
 
+def test_old_summary_files_stay_loadable():
+    """Records written before the overall rows were marked OVERALL (clip "") read as today's: `m3svd compare` gets
+    the same overall rows that summarising the record's results now gives."""
+    from m3svd.evaluate import OVERALL, summarise
+    from m3svd.evaluate.compare import load_result
+
+    record, _ = committed("tno42")[0]
+    assert "" in set(pd.read_parquet(record / "summary.parquet")["clip"])  # written in the old form
+    loaded = load_result(record).summary.set_index("metric")
+    fresh = summarise(pd.read_parquet(record / "results.parquet"))
+    fresh = fresh[fresh["clip"] == OVERALL].set_index("metric")
+    assert (loaded["clip"] == OVERALL).all() and sorted(loaded.index) == sorted(fresh.index)
+    pd.testing.assert_series_equal(loaded["mean"].sort_index(), fresh["mean"].sort_index())
+
+
 def test_readme_leaderboard_section_is_the_generated_one():
     text = (REPOSITORY / "README.md").read_text()
     generated = text.split(START, 1)[1].split(END, 1)[0]
@@ -182,8 +197,8 @@ def test_vifb_published_tables_are_reproduced():
     for method, record in records.items():
         if method not in means.index.get_level_values(0):
             continue
-        summary = pd.read_parquet(record / "summary.parquet")
-        ours = summary[summary["clip"].isin(["", OVERALL])].set_index("metric")["mean"]
+        summary = read_summary(record / "summary.parquet")  # records made before 0.2: overall rows marked ""
+        ours = summary[summary["clip"] == OVERALL].set_index("metric")["mean"]
         for metric, row in means.loc[method].iterrows():
             assert row["size"] == 21
             stored = abs(row["mean"]) * 5e-5 + 5e-5  # 5 significant digits per stored value

@@ -25,9 +25,10 @@ from m3svd.evaluate.inputs import find_dataset, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Subset
 from m3svd.evaluate.runner import evaluate, evaluate_methods, fuse
 from m3svd.evaluate.store import RESULTS_SCHEMA, ROW_COLUMNS
-from m3svd.evaluate.summary import format_summary, summarise
+from m3svd.evaluate.summary import OVERALL, format_summary, read_summary, summarise
 
 __all__ = [
-    "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Predictions", "Run", "Subset", "evaluate",
-    "evaluate_clip", "evaluate_methods", "fuse", "find_dataset", "format_summary", "protocol_clips", "summarise",
+    "OVERALL", "RESULTS_SCHEMA", "ROW_COLUMNS", "EvaluationError", "Job", "MethodSpec", "Predictions", "Run", "Subset",
+    "evaluate", "evaluate_clip", "evaluate_methods", "fuse", "find_dataset", "format_summary", "protocol_clips",
+    "read_summary", "summarise",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from m3svd.evaluate.jobs import EvaluationError
+from m3svd.evaluate.summary import OVERALL, read_summary
 
 REFERENCE_METHODS = ("ir", "vi", "average")  # sources and the trivial mix: context for a table, never contenders
 
@@ -26,21 +27,19 @@ class Compared:
 
 def load_result(folder: str | Path) -> Compared:
     """One folder's overall rows and what it is: protocol, reference row or not, partial (``--clips/--frames``)."""
-    import pandas as pd
-
     folder = Path(folder)
     path = folder / "summary.parquet"
     if not path.is_file():
         raise EvaluationError(f"{folder}: no summary.parquet; expected an `m3svd evaluate` output folder or a "
                               f"leaderboard record (submissions/<id>/)")
-    summary = pd.read_parquet(path)
+    summary = read_summary(path)
     info, manifest = folder / "run.json", folder / "manifest.json"
     run = json.loads(info.read_text()) if info.is_file() else {}
     record = json.loads(manifest.read_text()) if manifest.is_file() else {}
     label = record.get("name") or str(summary["method"].iloc[0])
     reference = bool(record["reference"]) if "reference" in record else label in REFERENCE_METHODS
     protocol = f"{summary['protocol'].iloc[0]}@{summary['protocol_version'].iloc[0]}"
-    return Compared(label, summary[summary["clip"] == ""], protocol, reference, bool(run.get("partial")))
+    return Compared(label, summary[summary["clip"] == OVERALL], protocol, reference, bool(run.get("partial")))
 
 
 def compare(folders: list[str | Path]) -> list[Compared]:

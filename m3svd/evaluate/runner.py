@@ -12,7 +12,7 @@ from m3svd.evaluate.executors import EXECUTORS, run_jobs, run_ray, threads_per_w
 from m3svd.evaluate.inputs import find_dataset, prediction_notes, protocol_clips
 from m3svd.evaluate.jobs import EvaluationError, Job, MethodSpec, Predictions, Run, Source, Subset
 from m3svd.evaluate.scoring import check_device
-from m3svd.evaluate.summary import summarise
+from m3svd.evaluate.summary import OVERALL, summarise
 from m3svd.files import atomic_json, atomic_parquet, writable_folder
 from m3svd.protocols import Protocol
 
@@ -200,7 +200,7 @@ def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, 
             log(f"{out / 'clips' / clip}.parquet: {outcome.removeprefix('redone: ')}; recomputed")
     results = pd.concat([pd.read_parquet(out / "clips" / f"{clip}.parquet") for clip in present], ignore_index=True)
     summary = summarise(results)
-    for row in summary[(summary["clip"] == "") & (summary["undefined"] > 0)].itertuples():
+    for row in summary[(summary["clip"] == OVERALL) & (summary["undefined"] > 0)].itertuples():
         log(f"{row.metric}: undefined on {row.undefined} of {row.frames} frames (e.g. constant or identical images); "
             f"stored as non-finite values and left out of the means")
     atomic_parquet(out / "results.parquet", results)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+OVERALL = "__all__"  # the clip value of the rows that average over clips (older summary files: "")
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -27,7 +28,7 @@ def summarise(results) -> object:
             low, high = np.quantile(draws, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
         else:
             low = high = float(finite[0]) if len(finite) else float("nan")
-        rows.append({"metric": metric, "clip": "", "mean": float(finite.mean()) if len(finite) else float("nan"),
+        rows.append({"metric": metric, "clip": OVERALL, "mean": float(finite.mean()) if len(finite) else float("nan"),
                      "ci_low": float(low), "ci_high": float(high), "frames": int(group["frames"].sum()),
                      "undefined": int(group["undefined"].sum()), "clips": len(group)})
     overall = pd.DataFrame(rows)
@@ -41,15 +42,24 @@ def summarise(results) -> object:
     return summary
 
 
+def read_summary(path):
+    """A ``summary.parquet``, old ones included: their overall rows (clip ``""``) get the :data:`OVERALL` marker."""
+    import pandas as pd
+
+    summary = pd.read_parquet(path)
+    summary["clip"] = summary["clip"].replace("", OVERALL)
+    return summary
+
+
 def format_summary(summary, metrics_order: list[str] | None = None) -> str:
     """A terminal table: one row per clip and the overall mean with its confidence interval."""
-    overall = summary[summary["clip"] == ""].set_index("metric")
+    overall = summary[summary["clip"] == OVERALL].set_index("metric")
     names = [m for m in (metrics_order or list(overall.index)) if m in overall.index]
     names += [m for m in overall.index if m not in names]
-    clips = [c for c in dict.fromkeys(summary["clip"]) if c]
+    clips = [c for c in dict.fromkeys(summary["clip"]) if c != OVERALL]
     # a metric undefined on every frame of a clip has a NaN mean there: keep its column (pivot_table drops
     # all-NaN columns) and print it as undefined
-    table = summary[summary["clip"] != ""].set_index(["clip", "metric"])["mean"].unstack("metric").reindex(
+    table = summary[summary["clip"] != OVERALL].set_index(["clip", "metric"])["mean"].unstack("metric").reindex(
         index=clips, columns=names)
     width = max(10, *(len(n) + 2 for n in names))
     arrows = {m: "↑" if overall.loc[m, "higher_is_better"] else "↓" for m in names}

@@ -194,7 +194,6 @@ def _rows(manifest: dict, results, summary, ambiguous: bool):
     meta = manifest["metadata"]
     first = results.iloc[0]
     rows = summary.rename(columns={"mean": "value"}).copy()
-    rows["clip"] = rows["clip"].replace("", OVERALL)
     info = results.drop_duplicates("metric").set_index("metric")
     rows["convention"] = rows["metric"].map(info["convention"])
     rows["metric_version"] = rows["metric"].map(info["metric_version"]).astype(str)

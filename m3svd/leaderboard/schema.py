@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from m3svd.errors import M3SVDError
+from m3svd.evaluate.summary import OVERALL  # noqa: F401 - the clip value of rows that average over clips
 
 RECORD_SCHEMA = 1
 SUBMISSIONS = "submissions"
@@ -21,7 +22,6 @@ INDEX = "index.json"
 TABLE = "leaderboard.parquet"
 REPORTED = "reported.csv"
 RECORD_FILES = ("results.parquet", "summary.parquet", "run.json", "manifest.json")
-OVERALL = "__all__"  # the clip value of rows that average over clips
 # Toolkit methods that only pass a source through (or average the two): shown beside the entries as references to
 # beat, never ranked among them. A record is a reference when its frames came from one of these methods run by the
 # toolkit (results' source "method"), never because of the display name a submitter chose.
