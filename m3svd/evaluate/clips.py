@@ -99,24 +99,31 @@ class Stream:
         self.columns["fused_sha256"] += digests
 
     def write(self, image_metrics: list, temporal: TemporalScorer, input_sha256: str) -> None:
-        """The clip's rows with provenance, sorted by frame then metric, written atomically."""
+        """The clip's rows with provenance, sorted by frame then metric, written atomically (one table built whole:
+        with many methods and one-frame clips, column-by-column assignment cost more than the rows)."""
         import pandas as pd
 
-        columns = self.columns
-        order = {name: i for i, name in enumerate(dict.fromkeys(columns["metric"]))}
-        table = pd.DataFrame(columns)
-        table = table.iloc[np.lexsort((table["metric"].map(order), table["frame"]))].reset_index(drop=True)
+        columns = {k: np.asarray(v) for k, v in self.columns.items()}
+        order = {name: i for i, name in enumerate(dict.fromkeys(self.columns["metric"]))}
+        rank = np.array([order[m] for m in self.columns["metric"]], dtype=np.int64)
+        sort = np.lexsort((rank, columns["frame"].astype(np.int64)))
+        metric = columns["metric"][sort].tolist()
         kinds = {m.name: m for m in image_metrics + temporal.metrics}
         kinds.update({f"restored_{stream}_{m.name}": m for m in restoration_metrics(self.job.protocol)
                       for stream in ("ir", "vi")})  # each row stamped with the definition that made it
         stamp = provenance(self.job, self.source, self.clip, self.identity, self.key, input_sha256,
                            temporal.estimator.id)
-        for column, value in stamp.items():
-            table[column] = value
-        table["convention"] = [kinds[m].convention for m in table["metric"]]
-        table["metric_version"] = [kinds[m].version for m in table["metric"]]
-        table["kind"] = [kinds[m].kind for m in table["metric"]]
-        table["higher_is_better"] = [kinds[m].higher_is_better for m in table["metric"]]
+        table = pd.DataFrame({
+            **stamp,
+            "frame": columns["frame"][sort].astype(np.int64),
+            "metric": metric,
+            "value": columns["value"][sort].astype(np.float64),
+            "fused_sha256": columns["fused_sha256"][sort].tolist(),
+            "convention": [kinds[m].convention for m in metric],
+            "metric_version": [kinds[m].version for m in metric],
+            "kind": [kinds[m].kind for m in metric],
+            "higher_is_better": [kinds[m].higher_is_better for m in metric],
+        })
         atomic_parquet(self.result_path, table[ROW_COLUMNS])
 
 
