@@ -43,6 +43,34 @@ def run(scorer: TorchScorer, chunks, device: str) -> None:
         torch.cuda.synchronize()
 
 
+def numpy_reference(ir, vi, fused, repeat: int) -> tuple[dict[str, np.ndarray], float]:
+    """The numpy registry's values of :data:`METRICS` and its pairs/s (sources prepared once, as evaluate does)."""
+    sources = Sources(ir=ir, vi=vi)
+    reference = {m: metrics.get(m)(fused, sources=sources) for m in METRICS}  # warms the source memo
+    seconds = best_of(repeat, lambda: [metrics.get(m)(fused, sources=sources) for m in METRICS])
+    return reference, len(fused) / seconds
+
+
+def measure(ir, vi, fused, reference: dict[str, np.ndarray], device: str, dtype: torch.dtype, batch: int,
+            repeat: int) -> dict:
+    """Pairs/s of :class:`TorchScorer` in batches of ``batch`` (sources prepared once, one warm-up pass), the
+    maximum relative deviation from ``reference`` over all metrics and frames and, on CUDA, the peak MiB."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    scorer = TorchScorer(device=device, dtype=dtype)
+    n = len(fused)
+    chunks = [(scorer.sources(ir=ir[a:a + batch], vi=vi[a:a + batch]), fused[a:a + batch])
+              for a in range(0, n, batch)]
+    got = [scorer.score(f, sources=s) for s, f in chunks]  # warm-up, and the values to compare
+    seconds = best_of(repeat, run, scorer, chunks, device)
+    deviation = max(float(np.nanmax(np.abs(np.concatenate([g[m] for g in got]) - reference[m])
+                                    / np.maximum(np.abs(reference[m]), 1e-12))) for m in METRICS)
+    out = {"pairs_s": n / seconds, "max_rel_dev": deviation}
+    if device.startswith("cuda"):
+        out["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=8, help="frame pairs scored (default 8)")
@@ -56,27 +84,16 @@ def main() -> None:
     print(f"{n} frame pairs {ir.shape[1]}×{ir.shape[2]}, metrics: {', '.join(METRICS)}; torch threads "
           f"{torch.get_num_threads()}")
 
-    sources = Sources(ir=ir, vi=vi)
-    reference = {m: metrics.get(m)(fused, sources=sources) for m in METRICS}  # warms the source memo
-    numpy_s = best_of(args.repeat, lambda: [metrics.get(m)(fused, sources=sources) for m in METRICS])
-    print(f"numpy registry         {n / numpy_s:9.1f} pairs/s   1.00×")
+    reference, numpy_rate = numpy_reference(ir, vi, fused, args.repeat)
+    print(f"numpy registry         {numpy_rate:9.1f} pairs/s   1.00×")
 
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         for dtype in (torch.float64, torch.float32):
-            scorer = TorchScorer(device=device, dtype=dtype)
-            chunks = [(scorer.sources(ir=ir[a:a + args.batch], vi=vi[a:a + args.batch]), fused[a:a + args.batch])
-                      for a in range(0, n, args.batch)]
-            got = [scorer.score(f, sources=s) for s, f in chunks]  # warm-up, and the values to compare
-            seconds = best_of(args.repeat, run, scorer, chunks, device)
-            deviation = max(float(np.max(np.abs(np.concatenate([g[m] for g in got]) - reference[m])
-                                         / np.maximum(np.abs(reference[m]), 1e-12))) for m in METRICS)
-            memory = ""
-            if device.startswith("cuda"):
-                memory = f"   peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
-                torch.cuda.reset_peak_memory_stats()
-            print(f"torch {device:5s} {str(dtype)[6:]:8s} {n / seconds:9.1f} pairs/s {numpy_s / seconds:6.2f}×   "
-                  f"max rel dev {deviation:.1e}{memory}")
+            r = measure(ir, vi, fused, reference, device, dtype, args.batch, args.repeat)
+            memory = f"   peak {r['peak_mib']:.0f} MiB" if "peak_mib" in r else ""
+            print(f"torch {device:5s} {str(dtype)[6:]:8s} {r['pairs_s']:9.1f} pairs/s "
+                  f"{r['pairs_s'] / numpy_rate:6.2f}×   max rel dev {r['max_rel_dev']:.1e}{memory}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,46 @@ from m3svd.methods.videofusion import VideoFusion
 from m3svd.methods.videofusion.arch import build
 
 
+def random_method(frames: int, device: str, autocast: str = "none") -> VideoFusion:
+    """The port with seeded random weights of the released configuration (speed does not depend on the values)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        weights = Path(tmp) / "videofusion-random.pth"
+        torch.save({"params": build("full").state_dict()}, weights)
+        return VideoFusion(device=device, weights=weights, frames=frames, autocast=autocast)
+
+
+def timed(device: str, call, *args) -> float:
+    """Seconds of ``call(*args)``, synchronised on CUDA."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    call(*args)
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(fuse, device: str, frames: int, w: int, h: int, repeats: int, warm_size: int = 64) -> dict:
+    """Frames/s of ``fuse(ir, vi)`` (a method's ``fuse``) on seeded random uint8 windows of ``frames`` frames.
+
+    One untimed warm-up of 2 frames at ``warm_size`` square, then ``repeats`` timed windows. Returns ``best`` and
+    ``mean`` frames/s, ``warm`` seconds and, on CUDA, ``peak_gib`` (peak allocated during the timed windows)."""
+    rng = np.random.default_rng(0)
+    ir = rng.integers(0, 256, (frames, h, w), dtype=np.uint8)
+    vi = rng.integers(0, 256, (frames, h, w, 3), dtype=np.uint8)
+    warm = timed(device, fuse, ir[:2, :warm_size, :warm_size], vi[:2, :warm_size, :warm_size])
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = [timed(device, fuse, ir, vi) for _ in range(repeats)]
+    out = {"best": frames / min(times), "mean": frames * len(times) / sum(times), "warm": warm,
+           "seconds": times}
+    if device.startswith("cuda"):
+        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=7, help="frames per timed window (default 7)")
@@ -36,39 +76,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))
-    cuda = args.device.startswith("cuda")
-
-    rng = np.random.default_rng(0)
-    ir = rng.integers(0, 256, (args.frames, h, w), dtype=np.uint8)
-    vi = rng.integers(0, 256, (args.frames, h, w, 3), dtype=np.uint8)
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        weights = Path(tmp) / "videofusion-random.pth"
-        torch.save({"params": build("full").state_dict()}, weights)
-        method = VideoFusion(device=args.device, weights=weights, frames=args.frames, autocast=args.autocast)
-
-    def run(a, b) -> float:
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        method.fuse(a, b)
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    warm = run(ir[:2, :64, :64], vi[:2, :64, :64])
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times = [run(ir, vi) for _ in range(args.repeats)]
-    best, mean = min(times), sum(times) / len(times)
+    method = random_method(args.frames, args.device, args.autocast)
+    r = measure(method.fuse, args.device, args.frames, w, h, args.repeats)
+    best, mean = args.frames / r["best"], args.frames / r["mean"]
     print(f"VideoFusion released configuration, random weights, {w}×{h}, window of {args.frames} frames, "
           f"device {args.device}, autocast {args.autocast}, {torch.get_num_threads()} thread(s), "
           f"torch {torch.__version__}")
-    print(f"warm-up (2 frames, 64×64): {warm:.2f} s")
-    print(f"best:  {best:.2f} s per window = {best / args.frames:.2f} s/frame = {args.frames / best:.4f} frames/s")
-    print(f"mean:  {mean:.2f} s per window over {len(times)} run(s) = {args.frames / mean:.4f} frames/s")
-    if cuda:
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(f"warm-up (2 frames, 64×64): {r['warm']:.2f} s")
+    print(f"best:  {best:.2f} s per window = {best / args.frames:.2f} s/frame = {r['best']:.4f} frames/s")
+    print(f"mean:  {mean:.2f} s per window over {args.repeats} run(s) = {r['mean']:.4f} frames/s")
+    if "peak_gib" in r:
+        print(f"peak GPU memory: {r['peak_gib']:.2f} GiB")
 
 
 if __name__ == "__main__":
