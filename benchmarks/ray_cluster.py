@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+LOAD: dict[str, float] = {}  # the host's 1-minute load average after each run: other work on the cores shows here
 
 
 def free_port() -> int:
@@ -136,6 +138,7 @@ def evaluate(args, out: Path, env: dict[str, str], *extra: str) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     seconds = time.perf_counter() - start
+    LOAD[out.name] = os.getloadavg()[0]
     if done.returncode:
         raise SystemExit(f"ray_cluster: `{' '.join(cmd)}` failed ({done.returncode}): "
                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
@@ -157,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", default="0:6", help="START:STOP of each clip (empty: the protocol's)")
     ap.add_argument("--nodes", type=int, default=2, help="worker nodes at most (default 2); runs 1 and this many")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per evaluate run (default 900)")
+    ap.add_argument("--keep", action="store_true", help="keep the outputs and Ray logs (default: removed)")
     args = ap.parse_args(argv)
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -182,7 +186,9 @@ def main(argv=None) -> int:
           f"(0 CPUs), worker nodes of 1 CPU each; stopped {stopped} Ray process(es)")
     base = times["ray, 1 worker node(s)"]
     for label, seconds in times.items():
-        print(f"{label:<38} {seconds:7.1f} s   speed-up vs 1 Ray node {base / seconds:5.2f}×")
+        key = "local" if label.startswith("local") else f"ray{label.split(', ')[1].split()[0]}"
+        print(f"{label:<38} {seconds:7.1f} s   speed-up vs 1 Ray node {base / seconds:5.2f}×   "
+              f"(load average after it {LOAD[key]:.1f})")
     for label in times:
         if label.startswith("ray"):
             got = rows(work / f"ray{label.split(', ')[1].split()[0]}")
@@ -191,6 +197,10 @@ def main(argv=None) -> int:
                                                                      reference["value"].to_numpy(), equal_nan=True)
             print(f"{label}: results.parquet {'identical' if same else 'DIFFERENT'} to the process executor's "
                   f"(every column; values {'bit-identical' if values else 'DIFFER'})")
+    if args.keep:
+        print(f"outputs and Ray logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
