@@ -145,6 +145,21 @@ def evaluate(args, out: Path, env: dict[str, str], *extra: str) -> float:
     return seconds
 
 
+def in_flight(out: Path) -> int:
+    """Most clips being worked on at once, from the files: a clip runs from its first fused PNG to its
+    ``clips/<clip>.parquet`` (fusion before the first PNG is not seen, so this can only undercount)."""
+    spans = []
+    for result in (out / "clips").glob("*.parquet"):
+        pngs = [p.stat().st_mtime for p in (out / "fused" / result.stem).glob("*.png")]
+        spans.append((min(pngs, default=result.stat().st_mtime), result.stat().st_mtime))
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
 def rows(out: Path) -> pd.DataFrame:
     frame = pd.read_parquet(out / "results.parquet")
     return frame.sort_values(["clip", "frame", "metric", "method"]).reset_index(drop=True)
@@ -188,7 +203,7 @@ def main(argv=None) -> int:
     for label, seconds in times.items():
         key = "local" if label.startswith("local") else f"ray{label.split(', ')[1].split()[0]}"
         print(f"{label:<38} {seconds:7.1f} s   speed-up vs 1 Ray node {base / seconds:5.2f}×   "
-              f"(load average after it {LOAD[key]:.1f})")
+              f"clips in flight at most {in_flight(work / key)}   (load average after it {LOAD[key]:.1f})")
     for label in times:
         if label.startswith("ray"):
             got = rows(work / f"ray{label.split(', ')[1].split()[0]}")
