@@ -24,7 +24,11 @@ temporal ones, inference ≥ 3× the official code at the same precision.
 ``--tiny`` runs the same code on the CPU with tiny sizes in seconds (a check that the suite works, not a
 measurement)::
 
-    python benchmarks/gpu_suite.py [--device cuda] [--videofusion-code PATH] [--temcoco-code PATH] [--tiny]
+    python benchmarks/gpu_suite.py [--device cuda] [--videofusion-code PATH] [--temcoco-code PATH [--build-dcn]]
+        [--data DIR] [--skip image|temporal|models] [--tiny]
+
+The official VideoFusion needs einops (only its architecture files are imported); the official TemCoCo needs
+torchvision, timm, einops and its compiled ``deform_conv`` (``--build-dcn``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import logging
 import platform
 import sys
@@ -157,26 +162,42 @@ def load_official_videofusion(path: Path):
     return lambda: arch.VideoFusion_Trans(**config)
 
 
-def load_official_temcoco(path: Path):
-    """The authors' ``archs.Net.Fusion`` (needs their compiled ``deform_conv`` CUDA extension, timm and einops)."""
+DCN_SOURCES = ("deform_conv_ext.cpp", "deform_conv_cuda.cpp", "deform_conv_cuda_kernel.cu")
+
+
+def load_official_temcoco(path: Path, build_dcn: bool = False):
+    """The authors' ``archs.Net.Fusion``. It needs torchvision, timm, einops and their ``deform_conv`` CUDA extension
+    (``dcn/src``; its ``setup.py`` names the authors' own folder, so ``build_dcn`` compiles the same three sources
+    with ``torch.utils.cpp_extension.load`` instead: nvcc and ninja needed, a few minutes, not timed)."""
+    missing = [m for m in ("torchvision", "timm", "einops") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"the official code needs {', '.join(missing)}, not importable here")
     sys.path.insert(0, str(path))
-    sys.path.insert(0, str(path / "dcn" / "src"))  # where `python setup.py build_ext --inplace` leaves deform_conv
+    if importlib.util.find_spec("deform_conv") is None:
+        if not build_dcn:
+            raise ImportError("no module deform_conv (the authors' CUDA extension in dcn/src): pass --build-dcn "
+                              "on a machine with nvcc, or put a built deform_conv on PYTHONPATH")
+        from torch.utils.cpp_extension import load
+
+        src = path / "dcn" / "src"
+        build = Path(tempfile.mkdtemp(prefix="m3svd-dcn-"))
+        sys.modules["deform_conv"] = load("deform_conv", [str(src / f) for f in DCN_SOURCES],
+                                          extra_include_paths=[str(src)], build_directory=str(build))
     return importlib.import_module("archs.Net").Fusion
 
 
-def official(kind: str, path: Path | None):
+def official(kind: str, path: Path | None, build_dcn: bool = False):
     """``(factory, None)`` or ``(None, reason)``: the reason is printed as one line."""
     if path is None:
         return None, f"official {kind}: no --{kind.lower()}-code PATH given; its figures are skipped"
     if not path.is_dir():
         return None, f"official {kind}: {path} is not a folder; its figures are skipped"
     try:
-        loader = load_official_videofusion if kind == "VideoFusion" else load_official_temcoco
-        return loader(path), None
-    except Exception as e:  # any import failure of third-party code is reported, not raised
-        hint = (" (build dcn/src: `python setup.py build_ext --inplace`, on a CUDA machine)"
-                if kind == "TemCoCo" and "deform_conv" in str(e) else "")
-        return None, f"official {kind} at {path}: cannot import ({type(e).__name__}: {e}){hint}; figures skipped"
+        if kind == "VideoFusion":
+            return load_official_videofusion(path), None
+        return load_official_temcoco(path, build_dcn), None
+    except Exception as e:  # any failure of third-party code to import or build is reported, not raised
+        return None, f"official {kind} at {path}: cannot import ({type(e).__name__}: {e}); figures skipped"
 
 
 def official_speed(net, device: str, frames: int, w: int, h: int, precision: str, repeats: int) -> dict:
@@ -214,10 +235,10 @@ def agreement(ours_net, official_net, device: str, frames: int, w: int, h: int, 
     return float((fused(ours_net) - fused(official_net)).abs().max())
 
 
-def models(device: str, cfg: dict, paths: dict[str, Path | None]) -> None:
+def models(device: str, cfg: dict, paths: dict[str, Path | None], build_dcn: bool = False) -> None:
     w, h = cfg["size"]
     for kind in ("VideoFusion", "TemCoCo"):
-        factory, reason = official(kind, paths[kind])
+        factory, reason = official(kind, paths[kind], build_dcn)
         if reason:
             say(f"  {reason}")
         for frames in cfg[kind.lower()]:
@@ -265,6 +286,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "data", help="the shared data folder (M3SVD test frames)")
     ap.add_argument("--videofusion-code", type=Path, default=None, help="a checkout of Linfeng-Tang/VideoFusion")
     ap.add_argument("--temcoco-code", type=Path, default=None, help="a checkout of Meiqi-Gong/TemCoCo")
+    ap.add_argument("--build-dcn", action="store_true",
+                    help="compile the official TemCoCo's deform_conv CUDA extension when it is not importable")
     ap.add_argument("--tiny", "--dry-run", dest="tiny", action="store_true",
                     help="the same code on the CPU with tiny sizes, in seconds (checks the suite, measures nothing)")
     ap.add_argument("--skip", action="append", default=[], choices=("image", "temporal", "models"),
@@ -295,7 +318,7 @@ def main(argv=None) -> int:
         w, h = cfg["size"]
         say(f"[models] {w}×{h}, batch 1, best of {cfg['repeats']} windows after a warm-up; ours: the port's fuse "
             f"(uint8 in/out); official: its network forward on device tensors")
-        models(device, cfg, {"VideoFusion": args.videofusion_code, "TemCoCo": args.temcoco_code})
+        models(device, cfg, {"VideoFusion": args.videofusion_code, "TemCoCo": args.temcoco_code}, args.build_dcn)
     say(f"suite time: {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -42,6 +42,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie, ended but not yet reaped by its parent, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def ray_cli() -> list[str]:
     """The ``ray`` command of this interpreter (its scripts may not be on PATH)."""
     exe = Path(sys.executable).with_name("ray")
@@ -121,7 +129,7 @@ class LocalCluster:
                 except ProcessLookupError:
                     pass
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            while time.monotonic() < deadline and any(alive(p) for p in pids):
                 time.sleep(0.2)
         return len(pids)
 

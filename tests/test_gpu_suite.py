@@ -59,7 +59,7 @@ def test_tiny_mode_prints_every_figure_with_its_target(tmp_path):
 
     models = section(lines, "models")
     assert "  official VideoFusion: no --videofusion-code PATH given; its figures are skipped" in models
-    assert any(x.startswith(f"  official TemCoCo at {empty}: cannot import (ModuleNotFoundError") for x in models)
+    assert any(x.startswith(f"  official TemCoCo at {empty}: cannot import (ImportError: ") for x in models)
     figures = [re.match(r"  (\w+) +T=(\d+) +(fp32|bf16)  ours +\d+\.\d+ frames/s$", x) for x in models
                if "ours" in x]
     assert [m.groups() for m in figures] == [(k, t, p) for k in ("VideoFusion", "TemCoCo") for t in ("2", "3")
@@ -78,3 +78,8 @@ def test_official_code_absent_or_not_a_folder_is_one_line(tmp_path):
     factory, reason = gpu_suite.official("TemCoCo", tmp_path / "absent")
     assert factory is None
     assert reason == f"official TemCoCo: {tmp_path / 'absent'} is not a folder; its figures are skipped"
+    for kind in ("VideoFusion", "TemCoCo"):  # a folder that is not the authors' checkout
+        factory, reason = gpu_suite.official(kind, tmp_path)
+        assert factory is None and "\n" not in reason
+        assert reason.startswith(f"official {kind} at {tmp_path}: cannot import (")
+        assert reason.endswith("figures skipped")
