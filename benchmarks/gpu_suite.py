@@ -58,7 +58,10 @@ import temporal_speed  # noqa: E402
 import videofusion_speed  # noqa: E402
 from metrics_speed import ROOT, load_frames  # noqa: E402
 
+from m3svd import metrics  # noqa: E402
 from m3svd.data.sample import make_sample  # noqa: E402
+from m3svd.metrics import Sources  # noqa: E402
+from m3svd.protocols import load as load_protocol  # noqa: E402
 
 TARGET_IMAGE, TARGET_WITH_TEMPORAL, TARGET_RATIO = 1000.0, 300.0, 3.0
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -116,6 +119,17 @@ def image_metrics(ir, vi, fused, device: str, batch: int, repeats: int) -> dict[
         memory = f"  peak {r['peak_mib']:.0f} MiB" if "peak_mib" in r else ""
         say(f"  torch {device} {name:<8}{'':>14} {r['pairs_s']:10.1f} pairs/s  {r['pairs_s'] / numpy_rate:6.2f}× numpy"
             f"  max rel dev {r['max_rel_dev']:.1e}{memory}  {verdict(r['pairs_s'], TARGET_IMAGE)}")
+    # what `m3svd evaluate --metrics-device` runs: metrics.score(..., device=), float64, the protocol's set
+    chosen = [metrics.get(name) for name in load_protocol("m3svd-clean").image_metrics]
+    sources = Sources(ir=ir, vi=vi)
+    got = metrics.score(chosen, fused, sources, device=device, keep_undefined=True)  # warm-up: sources uploaded
+    seconds = metrics_torch.best_of(repeats, lambda: metrics.score(chosen, fused, sources, device=device,
+                                                                   keep_undefined=True))
+    deviation = max(float(np.nanmax(np.abs(got[m] - reference[m]) / np.maximum(np.abs(reference[m]), 1e-12)))
+                    for m in got if m in reference)
+    rate = len(fused) / seconds
+    say(f"  metrics.score(device={device}) m3svd-clean set {rate:10.1f} pairs/s  {rate / numpy_rate:6.2f}× numpy"
+        f"  max rel dev {deviation:.1e}  (evaluate --metrics-device's path)")
     return rates
 
 

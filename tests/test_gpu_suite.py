@@ -47,8 +47,10 @@ def test_tiny_mode_prints_every_figure_with_its_target(tmp_path):
         (line,) = [x for x in image if f"torch cpu {dtype}" in x]
         assert re.search(rf"{RATE} +\d+\.\d+× numpy  max rel dev \d\.\de[-+]\d+  target ≥ 1,000: (met|NOT met)$",
                          line), line
-    deviation = [float(re.search(r"max rel dev (\S+)", x).group(1)) for x in image if "float64" in x]
-    assert deviation[0] < 1e-9  # float64 torch agrees with numpy to rounding
+    (score,) = [x for x in image if "metrics.score(device=cpu) m3svd-clean set" in x]
+    assert re.search(rf"{RATE} +\d+\.\d+× numpy  max rel dev \S+  \(evaluate --metrics-device's path\)$", score)
+    deviation = [float(re.search(r"max rel dev (\S+)", x).group(1)) for x in image[1:] if "float32" not in x]
+    assert len(deviation) == 2 and max(deviation) < 1e-9  # float64 torch agrees with numpy to rounding
 
     temporal = section(lines, "temporal metrics")
     assert [re.search(r"temporal, (.*?) +\d", x).group(1) for x in temporal[:2]] == [
