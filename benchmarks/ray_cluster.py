@@ -9,7 +9,7 @@ host). With 1 and then ``--nodes`` worker nodes it runs the same ``m3svd evaluat
 The cluster lives in its own ``--temp-dir`` and is stopped at the end by killing exactly the processes that carry
 that folder on their command line (``ray stop`` would stop every Ray instance on the machine)::
 
-    python benchmarks/ray_cluster.py [--root /work/data/lbroot] [--protocol m3svd-val-clean] [--method gff]
+    python benchmarks/ray_cluster.py [--root DATA] [--protocol m3svd-val-clean] [--method gff]
         [--clips 0111_1716,0111_1753,0111_1803,0114_1551] [--frames 0:6] [--nodes 2]
 
 On an existing cluster nothing of this is needed: see docs/ray.md.
@@ -137,7 +137,8 @@ class LocalCluster:
 def evaluate(args, out: Path, env: dict[str, str], *extra: str) -> float:
     """Wall seconds of one ``m3svd evaluate`` run (cold flow cache in ``out``)."""
     cmd = [sys.executable, "-m", "m3svd.cli", "evaluate", "--method", args.method, "--protocol", args.protocol,
-           "--root", str(args.root), "--out", str(out), "--flow-cache", str(out.with_name(out.name + "-flows")),
+           *(["--root", str(args.root)] if args.root else []), "--out", str(out),
+           "--flow-cache", str(out.with_name(out.name + "-flows")),
            "--no-progress", "--offline", *extra]
     if args.clips:
         cmd += ["--clips", args.clips]
@@ -175,7 +176,7 @@ def rows(out: Path) -> pd.DataFrame:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", type=Path, default=Path("/work/data/lbroot"), help="dataset root for --protocol")
+    ap.add_argument("--root", type=Path, help="dataset root for --protocol (default: as `m3svd evaluate` finds it)")
     ap.add_argument("--protocol", default="m3svd-val-clean")
     ap.add_argument("--method", default="gff")
     ap.add_argument("--clips", default="0111_1716,0111_1753,0111_1803,0114_1551",
