@@ -342,14 +342,32 @@ def sobel3(x: np.ndarray, border: str = "zero") -> tuple[np.ndarray, np.ndarray]
     return _sobel_pair(x, border, 1.0)
 
 
+def sobel_levels(planes: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> tuple[np.ndarray, np.ndarray]:
+    """(gx, gy) of ``uint8`` planes (``M×H×W`` or one plane) as float64: OpenCV's 3×3 Sobel in int16 arithmetic,
+    exact, so equal to any float64 summation of the same integer terms (:func:`sobel3`, :func:`_correlate3`-style
+    shifted sums) and ≈ 20× faster than float64 filtering. Zeros come out +0.0, as a float64 sum started at +0.0
+    gives. ``border``: ``BORDER_CONSTANT`` (zero padding) or ``BORDER_REFLECT_101``."""
+    flat = planes.reshape(-1, *planes.shape[-2:])
+    gx, gy = np.empty(flat.shape), np.empty(flat.shape)
+    for i, plane in enumerate(flat):
+        gx[i] = cv2.Sobel(plane, cv2.CV_16S, 1, 0, ksize=3, borderType=border)
+        gy[i] = cv2.Sobel(plane, cv2.CV_16S, 0, 1, ksize=3, borderType=border)
+    return gx.reshape(planes.shape), gy.reshape(planes.shape)
+
+
 def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Qabf's edge strength g = √(sx²+sy²) and orientation α = atan(sy/sx) (π/2 where sx = 0) per plane
     (VIFB, Tang, m3svd, CDDFuse, VF-Bench: all integer-valued input, where this is exact).
 
     sx, sy: ``conv2(x, [-1 0 1; -2 0 2; -1 0 1], 'same')`` and ``conv2(x, [1 2 1; 0 0 0; -1 -2 -1], 'same')``,
     zero padding. True convolution negates h3 but not the row flip of h1 relative to :func:`sobel3`, so sx = −gx
-    and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
+    and sy = gy; the sign matters because the sx = 0 pixels get +π/2. ``uint8`` planes take the exact integer
+    path (:func:`sobel_levels`): the same g and α (a zero's sign may differ, which neither g nor |α_X − α_F|
+    sees); float planes are filtered in float64.
     """
+    if planes.dtype == np.uint8:
+        gx, gy = sobel_levels(planes)
+        return qabf_strength_angle(np.negative(gx, out=gx), gy)
     return qabf_strength_angle(*_sobel_pair(planes, "zero", -1.0))
 
 

@@ -35,20 +35,32 @@ CONVENTION = "cddfuse"
 INF = math.inf
 
 
-def read_grey(frames: np.ndarray) -> np.ndarray:
-    """The CDDFuse reader on decoded ``uint8`` frames (``N×H×W`` grey or ``N×H×W×3`` RGB) → float64 grey."""
+def grey_levels(frames: np.ndarray) -> np.ndarray:
+    """The CDDFuse reader on decoded ``uint8`` frames (``N×H×W`` grey or ``N×H×W×3`` RGB) → its integer grey
+    levels as ``uint8`` (the rounded float32 grey is integer-valued in 0–255, so this is exact)."""
     if frames.ndim == 3:  # imread makes 3 equal channels; 0.299x+0.587x+0.114x rounds back to x
-        return frames.astype(np.float64)
+        return frames
     n, h, w, _ = frames.shape
     bgr = np.ascontiguousarray(frames[..., ::-1], dtype=np.float32).reshape(n * h, w, 3)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).reshape(n, h, w)
-    return np.round(grey).astype(np.float64)
+    return np.round(grey).astype(np.uint8)
+
+
+def read_grey(frames: np.ndarray) -> np.ndarray:
+    """The CDDFuse reader on decoded ``uint8`` frames → float64 grey (:func:`grey_levels` as float64)."""
+    return grey_levels(frames).astype(np.float64)
+
+
+def _source_levels(src: Sources) -> tuple[np.ndarray, np.ndarray]:
+    ir = src.memo((CONVENTION, "levels8", "ir"), lambda: grey_levels(src.ir))
+    vi = src.memo((CONVENTION, "levels8", "vi"), lambda: grey_levels(src.vi))
+    return ir, vi
 
 
 def _grey_sources(src: Sources) -> tuple[np.ndarray, np.ndarray]:
-    ir = src.memo((CONVENTION, "grey", "ir"), lambda: read_grey(src.ir))
-    vi = src.memo((CONVENTION, "grey", "vi"), lambda: read_grey(src.vi))
-    return ir, vi
+    ir, vi = _source_levels(src)
+    return (src.memo((CONVENTION, "grey", "ir"), lambda: ir.astype(np.float64)),
+            src.memo((CONVENTION, "grey", "vi"), lambda: vi.astype(np.float64)))
 
 
 def _mean(x: np.ndarray) -> np.ndarray:
@@ -136,10 +148,10 @@ def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 
 def qabf(src: Sources, fused: np.ndarray) -> np.ndarray:
-    ir, vi = _grey_sources(src)
+    ir, vi = _source_levels(src)  # uint8: the exact integer Sobel
     sob_ir = src.memo((CONVENTION, "sobel", "ir"), lambda: sobel_strength_angle(ir))
     sob_vi = src.memo((CONVENTION, "sobel", "vi"), lambda: sobel_strength_angle(vi))
-    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(read_grey(fused)))
+    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(grey_levels(fused)))
 
 
 # --------------------------------------------------------------------------------------------- SSIM

@@ -414,10 +414,13 @@ def compute_vif(reader: Reader, uint8_products: bool = False):
 def compute_qabf(reader: Reader, equal_is_one: bool, unit: float = 1, maps=sobel_strength_angle):
     """``maps``: (g, α) of a float64 batch; the 2022 toolbox needs its own (Octave's ``conv2`` order on x/255)."""
 
+    # sobel_strength_angle takes the uint8 grey itself (its exact integer path, same values as on float64)
+    prepare = (lambda x: x) if unit == 1 and maps is sobel_strength_angle else (lambda x: floats(x, unit))
+
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        m_ir, m_vi = reader.memo(sources, "qabf_maps", lambda: (maps(floats(ir, unit)), maps(floats(vi, unit))))
-        return qabf_combine(m_ir, m_vi, maps(floats(_fused(reader, fused), unit)), equal_is_one)
+        m_ir, m_vi = reader.memo(sources, "qabf_maps", lambda: (maps(prepare(ir)), maps(prepare(vi))))
+        return qabf_combine(m_ir, m_vi, maps(prepare(_fused(reader, fused))), equal_is_one)
 
     return compute
 
