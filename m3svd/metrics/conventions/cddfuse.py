@@ -161,16 +161,20 @@ SSIM_COV = SSIM_WIN**2 / (SSIM_WIN**2 - 1)  # sample covariance N/(N−1)
 
 
 def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """7×7 uniform mean of each plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7, 7))``
-    (``out`` may be ``x``). scipy filters down the columns, then along the rows, with the same running mean on
-    every line; a column pass is 3× slower than a row pass, so it runs as a row pass on the transposed plane."""
-    out = np.empty_like(x) if out is None else out
-    for plane, result in zip(x, out, strict=True):
-        t = cv2.transpose(plane)
-        uniform_filter1d(t, SSIM_WIN, axis=1, output=t)
-        cv2.transpose(t, result)
-        uniform_filter1d(result, SSIM_WIN, axis=1, output=result)
-    return out
+    """7×7 uniform mean of each integer-valued plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7,
+    7))`` (``out`` may be ``x``). scipy filters down the columns first, a running sum divided by 7 per pixel: on
+    integer planes (all that SSIM filters here: grey levels and their products) that sum is exact, so OpenCV's
+    unnormalised box sum (exact too, and no transposes) divided by 7 gives the same doubles; then scipy's own
+    running mean along the rows, which are contiguous."""
+    dst = np.empty_like(x) if out is None or out is x else out
+    for plane, result in zip(x, dst, strict=True):
+        cv2.boxFilter(plane, cv2.CV_64F, (1, SSIM_WIN), dst=result, normalize=False, borderType=cv2.BORDER_REFLECT)
+    dst /= SSIM_WIN
+    uniform_filter1d(dst, SSIM_WIN, axis=-1, output=dst)
+    if out is x:
+        np.copyto(x, dst)
+        return x
+    return dst
 
 
 def _box_moments(x: np.ndarray):
