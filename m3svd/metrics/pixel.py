@@ -122,7 +122,9 @@ def ssim_moments(x: np.ndarray, taps: np.ndarray, valid: bool = False, border: i
     SSIM (scikit-image, sample covariance) is its own code.
     """
     mu = local_mean(x, taps, valid, border)
-    return mu, local_mean(x * x, taps, valid, border) - mu * mu
+    var = local_mean(x * x, taps, valid, border)
+    var -= mu * mu
+    return mu, var
 
 
 def ssim_map(x, y, mom_x, mom_y, taps, c1: float, c2: float, valid: bool = False,
@@ -130,8 +132,24 @@ def ssim_map(x, y, mom_x, mom_y, taps, c1: float, c2: float, valid: bool = False
     """Wang et al.'s SSIM map ((2μxμy+C1)(2σxy+C2))/((μx²+μy²+C1)(σx²+σy²+C2)) from :func:`ssim_moments` of
     ``x`` and ``y`` (same ``taps``, ``valid``, ``border``); σxy = E[xy] − μxμy is filtered here."""
     (mx, vx), (my, vy) = mom_x, mom_y
-    cxy = local_mean(x * y, taps, valid, border) - mx * my
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    # the operations of ((2·mx·my + c1)(2·cxy + c2)) / ((mx² + my² + c1)(vx + vy + c2)) in place, in that order
+    # (2·mx·my = 2·(mx·my) exactly: doubling is exact)
+    num = mx * my
+    cxy = local_mean(x * y, taps, valid, border)
+    cxy -= num
+    cxy *= 2
+    cxy += c2
+    num *= 2
+    num += c1
+    num *= cxy
+    den = mx * mx
+    den += np.multiply(my, my, out=cxy)
+    den += c1
+    cxy = np.add(vx, vy, out=cxy)
+    cxy += c2
+    den *= cxy
+    num /= den
+    return num
 
 
 # --------------------------------------------------------------------------------------------- VIFp
