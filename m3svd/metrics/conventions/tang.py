@@ -49,6 +49,7 @@ the ``m3svd`` convention.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -176,20 +177,25 @@ _NABF_V = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
 _NABF_H = np.array([[-1.0, -2, -1], [0, 0, 0], [1, 2, 1]]) / 8
 
 
-def nabf_maps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge strength g = √(gh² + gv²) (kernels already /8: tie-exact) and the two responses ``(g, gv, gh)``;
-    :func:`nabf_score` takes α = atan(gv/gh) (0 where both are 0) from them only where it needs it.
+def nabf_maps(x: np.ndarray) -> tuple:
+    """Edge strength g = √(gh² + gv²) (kernels already /8: tie-exact), the two responses and, for ``uint8`` input,
+    n = 64 (gh² + gv²) as int32: ``(g, gv, gh, n)`` (n ``None`` otherwise). :func:`nabf_score` takes
+    α = atan(gv/gh) (0 where both are 0) only where it needs it, and the weights from a table by n.
 
     ``uint8`` input takes OpenCV's exact int16 Sobel, then /8 (exact): the same doubles as the shifted float64
     sums of :func:`_correlate3` (all terms are multiples of 1/8; zeros +0.0 in both)."""
     if x.dtype == np.uint8:
         gv, gh = sobel_levels(x, cv2.BORDER_REFLECT_101)  # mirror without edge repetition, as np.pad "reflect"
+        sq = gv * gv
+        sq += gh * gh  # 64 (gh² + gv²) of the /8 responses below: integers, exact
+        n = sq.astype(np.int32)
+        sq /= 64  # exactly gh² + gv² of the /8 responses, so the same g as computing it from them
         gv /= 8
         gh /= 8
-    else:
-        gv = _correlate3(x, _NABF_V, "reflect")
-        gh = _correlate3(x, _NABF_H, "reflect")
-    return np.sqrt(gh * gh + gv * gv), gv, gh
+        return np.sqrt(sq, out=sq), gv, gh, n
+    gv = _correlate3(x, _NABF_V, "reflect")
+    gh = _correlate3(x, _NABF_H, "reflect")
+    return np.sqrt(gh * gh + gv * gv), gv, gh, None
 
 
 def nabf_strength_angle(gv: np.ndarray, gh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,10 +226,23 @@ def _nabf_weight(g: np.ndarray) -> np.ndarray:
     return w
 
 
+@functools.cache
+def _nabf_weight_table() -> np.ndarray:
+    """:func:`_nabf_weight` of g = √(n/64) for every n = 64 (gh² + gv²) an 8-bit Sobel can give (16 MB, once):
+    n/64 is exactly gh² + gv², so each entry is the weight of that pixel, bit for bit."""
+    return _nabf_weight(np.sqrt(np.arange(2 * 1020**2 + 1) / 64))
+
+
+def _nabf_weights(maps: tuple) -> np.ndarray:
+    if len(maps) == 4 and maps[3] is not None:
+        return _nabf_weight_table().take(maps[3])
+    return _nabf_weight(maps[0])
+
+
 def _nabf_at(maps: tuple, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(g, α) at the pixels ``where`` of :func:`nabf_maps` ``(g, gv, gh)`` or of a ``(g, α)`` pair."""
-    if len(maps) == 3:
-        g, gv, gh = maps
+    """(g, α) at the pixels ``where`` of :func:`nabf_maps` ``(g, gv, gh, n)`` or of a ``(g, α)`` pair."""
+    if len(maps) == 4:
+        g, gv, gh, _ = maps
         return g[where], _nabf_angle(gv[where], gh[where])
     return maps[0][where], maps[1][where]
 
@@ -234,7 +253,7 @@ def nabf_score(fused_maps, a_maps, b_maps) -> float:
     Maps as :func:`nabf_maps` or ``(g, α)`` pairs. Q is evaluated only where n = 1 (elementwise, so the same
     values as on the whole frame) and summed over the whole frame with zeros elsewhere, as before."""
     gf, ga, gb = fused_maps[0], a_maps[0], b_maps[0]
-    wa, wb = _nabf_weight(ga), _nabf_weight(gb)
+    wa, wb = _nabf_weights(a_maps), _nabf_weights(b_maps)
     n = (gf > ga) & (gf > gb)
     (gf_n, af_n), (ga_n, aa_n), (gb_n, ab_n) = (_nabf_at(m, n) for m in (fused_maps, a_maps, b_maps))
     terms = np.zeros(gf.shape)
