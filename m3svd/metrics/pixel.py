@@ -178,7 +178,8 @@ def _vif_pyramid(x: np.ndarray, uint8_products: bool = False) -> list[tuple]:
         if scale > 0:
             x = np.ascontiguousarray(correlate_valid(x, taps)[..., ::2, ::2])
         mu = correlate_valid(x, taps)
-        var = correlate_valid(_vif_product(x, x, scale, uint8_products), taps) - mu * mu
+        var = mu * mu
+        np.subtract(correlate_valid(_vif_product(x, x, scale, uint8_products), taps), var, out=var)
         var[var < 0] = 0.0
         out.append((x, mu, var))
     return out
@@ -192,9 +193,16 @@ def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ, uint8_prod
     lineage (CDDFuse, VF-Bench, Tang, m3svd): separable OpenCV filtering, zero-padded then cropped ('valid').
     ``uint8_products``: first-scale products saturate at 255 (``tang2022``; pass it to all three functions).
     """
-    return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)),
-             var + VIF_EPS, var >= VIF_EPS)
+    return [(x, mu, var, _vif_den(var, sigma_nsq), var + VIF_EPS, var >= VIF_EPS)
             for x, mu, var in _vif_pyramid(ref, uint8_products)]
+
+
+def _vif_den(var: np.ndarray, sigma_nsq: float) -> np.ndarray:
+    """Σ log10(1 + σ₁²/σn²) per plane, σ₁² < 1e-10 counted as 0 (the operations of that expression, in place)."""
+    t = np.where(var < VIF_EPS, 0.0, var)
+    t /= sigma_nsq
+    t += 1.0
+    return np.log10(t, out=t).sum(axis=(-2, -1))
 
 
 def vifp_distorted(dist: np.ndarray, uint8_products: bool = False) -> list[tuple]:
