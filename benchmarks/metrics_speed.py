@@ -9,7 +9,8 @@ is loaded at runtime from the path given (fetch it from its public repository at
 metric set, frame by frame, alternating which goes first, on one thread (OpenCV and torch set to 1), ours through
 :func:`m3svd.metrics.score` with fresh :class:`Sources` per frame (source statistics recomputed, the input
 conversion included). The reference gets its inputs already read as its own loader reads them (not timed).
-The ratio is the median over (frame, round) samples of reference seconds / ours.
+The ratio is the median over (frame, round) samples of reference seconds / ours (wall clock; the same with
+process CPU time in brackets, less sensitive to other processes on a shared machine).
 
 - ``--cddfuse-evaluator PATH``: MMIF-CDDFuse ``utils/Evaluator.py``, its 12 metrics on float32 grey (as
   ``image_read_cv2(path, 'GRAY')`` gives) against the ``cddfuse`` set; the ``m3svd`` protocol's 12 image
@@ -178,28 +179,32 @@ def ours_once(chosen, ir, vi, fused) -> tuple[dict[str, float], float]:
 
 
 def same_run(run_ref, ref_inputs, sets: dict, ir, vi, fused, rounds: int):
-    """Interleave the reference and each of ``sets`` frame by frame; returns (reference values per frame, per-metric
-    reference seconds, {set: (ours values per frame, ratios, ours seconds)}, reference seconds)."""
+    """Interleave the reference and each of ``sets`` frame by frame, alternating which goes first. Returns
+    (reference values per frame, per-metric reference seconds, {set: (ours values per frame, wall ratios, ours
+    wall seconds, CPU-time ratios)}, reference wall seconds)."""
     ref_values, ref_metric_s, ref_s = [None] * len(fused), {}, []
-    ours = {name: ([None] * len(fused), [], []) for name in sets}
+    ours = {name: ([None] * len(fused), [], [], []) for name in sets}
     for r in range(rounds):
         for i in range(len(fused)):
             order = ["ref", *sets] if (r + i) % 2 == 0 else [*sets, "ref"]
-            times = {}
+            wall, cpu = {}, {}
             for who in order:
+                c = time.process_time()
                 if who == "ref":
                     values, seconds = run_ref(*ref_inputs[i])
                     ref_values[i] = values
                     for k, s in seconds.items():
                         ref_metric_s.setdefault(k, []).append(s)
-                    times[who] = sum(seconds.values())
+                    wall[who] = sum(seconds.values())
                 else:
-                    values, times[who] = ours_once(sets[who], ir[i], vi[i], fused[i])
+                    values, wall[who] = ours_once(sets[who], ir[i], vi[i], fused[i])
                     ours[who][0][i] = values
-            ref_s.append(times["ref"])
+                cpu[who] = time.process_time() - c
+            ref_s.append(wall["ref"])
             for who in sets:
-                ours[who][1].append(times["ref"] / times[who])
-                ours[who][2].append(times[who])
+                ours[who][1].append(wall["ref"] / wall[who])
+                ours[who][2].append(wall[who])
+                ours[who][3].append(cpu["ref"] / cpu[who])
     return ref_values, {k: statistics.median(v) for k, v in ref_metric_s.items()}, ours, ref_s
 
 
@@ -217,9 +222,10 @@ def agreement(ref_values: list[dict], our_values: list[dict]) -> dict[str, tuple
 def print_ratios(label: str, ref_s: list[float], sets: dict, ours: dict) -> None:
     print(f"{label}: median {statistics.median(ref_s) * 1e3:.0f} ms/frame")
     for name, chosen in sets.items():
-        _, ratios, secs = ours[name]
+        _, ratios, secs, cpu = ours[name]
         print(f"  ours {name} ({len(chosen)} metrics): median {statistics.median(secs) * 1e3:.1f} ms/frame, "
-              f"ratio {statistics.median(ratios):.1f}x (samples {min(ratios):.1f}-{max(ratios):.1f})")
+              f"ratio {statistics.median(ratios):.1f}x (samples {min(ratios):.1f}-{max(ratios):.1f}; "
+              f"CPU time {statistics.median(cpu):.1f}x)")
 
 
 def print_agreement(title: str, agree: dict) -> None:
