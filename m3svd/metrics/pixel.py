@@ -257,8 +257,25 @@ def levels(x: np.ndarray) -> np.ndarray:
     return v
 
 
+_CALCHIST_MAX = 1 << 24  # OpenCV counts in float32: exact up to 2^24 pixels per plane
+
+
+def _uint8_planes(*xs: np.ndarray) -> list[np.ndarray] | None:
+    """The arrays as ``M×HW`` ``uint8`` rows if all are ``uint8`` and small enough for exact OpenCV histograms."""
+    if all(x.dtype == np.uint8 for x in xs):
+        rows = [np.ascontiguousarray(x.reshape(len(x), -1)) for x in xs]
+        if rows[0].shape[1] < _CALCHIST_MAX:
+            return rows
+    return None
+
+
 def hist256(planes: np.ndarray) -> np.ndarray:
-    """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages)."""
+    """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages).
+    ``uint8`` planes are counted by OpenCV's ``calcHist`` (exact, ≈ 2× faster than ``bincount`` on int64)."""
+    rows = _uint8_planes(planes)
+    if rows is not None:
+        return np.stack([cv2.calcHist([r], [0], None, [256], [0, 256]).reshape(256) for r in rows[0]]).astype(
+            np.int64)
     m = len(planes)
     v = levels(planes)
     return np.bincount(((np.arange(m, dtype=np.int64)[:, None] << 8) + v).ravel(), minlength=m << 8).reshape(m, 256)
@@ -270,6 +287,11 @@ def joint_histograms(a: np.ndarray, b: np.ndarray, saturate: bool = False) -> np
     ``saturate=True`` is Tang's ``Hab.m`` quirk: it indexes with ``uint8 + 1``, which saturates at 255, so levels
     254 and 255 share one bin on both axes (the marginal entropies are not affected).
     """
+    rows = _uint8_planes(a, b)
+    if rows is not None:  # OpenCV's 2-D histogram of the uint8 planes: exact counts, ≈ 2× faster than bincount
+        ra, rb = (np.minimum(r, 254) for r in rows) if saturate else rows
+        return np.stack([cv2.calcHist([x, y], [0, 1], None, [256, 256], [0, 256, 0, 256])
+                         for x, y in zip(ra, rb, strict=True)]).astype(np.int64)
     m = len(a)
     ia, ib = levels(a), levels(b)
     if saturate:

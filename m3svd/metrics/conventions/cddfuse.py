@@ -20,7 +20,6 @@ from m3svd.metrics.base import Metric, Sources
 from m3svd.metrics.pixel import (
     centred,
     entropy_bits,
-    levels,
     mutual_information,
     pearson,
     qabf_combine,
@@ -71,7 +70,7 @@ def _mean(x: np.ndarray) -> np.ndarray:
 
 
 def en(src: Sources, fused: np.ndarray) -> np.ndarray:
-    return entropy_bits(np.round(read_grey(fused)))
+    return entropy_bits(grey_levels(fused))  # the rounded grey's levels, as uint8
 
 
 def sd(src: Sources, fused: np.ndarray) -> np.ndarray:
@@ -93,10 +92,8 @@ def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 
 def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
-    ir, vi = _grey_sources(src)
-    ir = src.memo((CONVENTION, "levels", "ir"), lambda: levels(ir))
-    vi = src.memo((CONVENTION, "levels", "vi"), lambda: levels(vi))
-    f = levels(read_grey(fused))
+    ir, vi = _source_levels(src)  # uint8: exact OpenCV joint histograms
+    f = grey_levels(fused)
     return mutual_information(f, ir) + mutual_information(f, vi)
 
 
@@ -161,11 +158,24 @@ SSIM_COV = SSIM_WIN**2 / (SSIM_WIN**2 - 1)  # sample covariance N/(N−1)
 
 
 def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """7×7 uniform mean of each integer-valued plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7,
-    7))`` (``out`` may be ``x``). scipy filters down the columns first, a running sum divided by 7 per pixel: on
-    integer planes (all that SSIM filters here: grey levels and their products) that sum is exact, so OpenCV's
-    unnormalised box sum (exact too, and no transposes) divided by 7 gives the same doubles; then scipy's own
-    running mean along the rows, which are contiguous."""
+    """7×7 uniform mean of each plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7, 7))`` (``out``
+    may be ``x``). scipy filters down the columns, then along the rows, with the same running mean on every
+    line; a column pass is 3× slower than a row pass, so it runs as a row pass on the transposed plane. Any
+    float64 planes; SSIM's integer-valued ones take :func:`_box_integer`."""
+    out = np.empty_like(x) if out is None else out
+    for plane, result in zip(x, out, strict=True):
+        t = cv2.transpose(plane)
+        uniform_filter1d(t, SSIM_WIN, axis=1, output=t)
+        cv2.transpose(t, result)
+        uniform_filter1d(result, SSIM_WIN, axis=1, output=result)
+    return out
+
+
+def _box_integer(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_box` of integer-valued planes (all that SSIM filters here: grey levels and their products), the
+    same doubles, without transposes. scipy's column pass is a running sum divided by 7 per pixel: on integers
+    that sum is exact, so OpenCV's unnormalised box sum (exact too) divided by 7 gives the same doubles; then
+    scipy's own running mean along the rows, which are contiguous."""
     dst = np.empty_like(x) if out is None or out is x else out
     for plane, result in zip(x, dst, strict=True):
         cv2.boxFilter(plane, cv2.CV_64F, (1, SSIM_WIN), dst=result, normalize=False, borderType=cv2.BORDER_REFLECT)
@@ -178,8 +188,8 @@ def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _box_moments(x: np.ndarray):
-    """7×7 uniform means of x and x² (borders cropped later)."""
-    return _box(x), _box(x * x)
+    """7×7 uniform means of integer-valued x and x² (borders cropped later)."""
+    return _box_integer(x), _box_integer(x * x)
 
 
 def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
@@ -200,7 +210,7 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
         # the same operations as ((2 uf us + c1)(2 vsf + c2)) / ((uf² + us² + c1)(vf + vs + c2)), in place
         np.multiply(uf, us, out=ufus)
         np.multiply(s, f, out=vsf)
-        _box(vsf, out=vsf)
+        _box_integer(vsf, out=vsf)
         vsf -= ufus
         vsf *= SSIM_COV
         vsf *= 2
