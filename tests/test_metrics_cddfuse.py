@@ -109,6 +109,22 @@ def test_ssim_box_mean_is_scipys_uniform_filter_bit_for_bit():
         assert np.array_equal(_box(x, out=x), expected)  # in place, as the SSIM cross term uses it
 
 
+def test_ssim_integer_box_mean_is_scipys_uniform_filter_bit_for_bit():
+    """The SSIM planes (grey levels, their squares and cross products) take the transpose-free box: it must give
+    scipy's doubles too, borders and tiny planes included."""
+    from scipy.ndimage import uniform_filter
+
+    from m3svd.metrics.conventions.cddfuse import _box_integer
+
+    rng = np.random.default_rng(4)
+    for shape in [(2, 48, 64), (1, 480, 640), (1, 5, 9), (1, 1, 7), (1, 30, 1), (1, 3, 3)]:
+        for top in (255, 255 * 255):
+            x = rng.integers(0, top + 1, shape).astype(np.float64)
+            expected = uniform_filter(x, size=(1, 7, 7))
+            assert np.array_equal(_box_integer(x), expected)
+            assert np.array_equal(_box_integer(x, out=x), expected)
+
+
 # --------------------------------------------------------------------------------------------- edge cases
 
 
@@ -189,5 +205,5 @@ def test_batch_equals_single_calls_and_memo(name):
     assert src.memoised().keys() == memo.keys() and all(src.memoised()[k] is memo[k] for k in memo)
     keys = {k for _, k in memo}
     assert all(k[0] == CONVENTION for k in keys)
-    if name not in ("en", "sd", "sf", "ag"):
-        assert (CONVENTION, "grey", "ir") in keys and (CONVENTION, "grey", "vi") in keys
+    if name not in ("en", "sd", "sf", "ag"):  # the sources' grey, as float64 or as its uint8 levels (mi, qabf)
+        assert all({(CONVENTION, "grey", s), (CONVENTION, "levels8", s)} & keys for s in ("ir", "vi"))

@@ -122,7 +122,9 @@ def ssim_moments(x: np.ndarray, taps: np.ndarray, valid: bool = False, border: i
     SSIM (scikit-image, sample covariance) is its own code.
     """
     mu = local_mean(x, taps, valid, border)
-    return mu, local_mean(x * x, taps, valid, border) - mu * mu
+    var = local_mean(x * x, taps, valid, border)
+    var -= mu * mu
+    return mu, var
 
 
 def ssim_map(x, y, mom_x, mom_y, taps, c1: float, c2: float, valid: bool = False,
@@ -130,8 +132,24 @@ def ssim_map(x, y, mom_x, mom_y, taps, c1: float, c2: float, valid: bool = False
     """Wang et al.'s SSIM map ((2μxμy+C1)(2σxy+C2))/((μx²+μy²+C1)(σx²+σy²+C2)) from :func:`ssim_moments` of
     ``x`` and ``y`` (same ``taps``, ``valid``, ``border``); σxy = E[xy] − μxμy is filtered here."""
     (mx, vx), (my, vy) = mom_x, mom_y
-    cxy = local_mean(x * y, taps, valid, border) - mx * my
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    # the operations of ((2·mx·my + c1)(2·cxy + c2)) / ((mx² + my² + c1)(vx + vy + c2)) in place, in that order
+    # (2·mx·my = 2·(mx·my) exactly: doubling is exact)
+    num = mx * my
+    cxy = local_mean(x * y, taps, valid, border)
+    cxy -= num
+    cxy *= 2
+    cxy += c2
+    num *= 2
+    num += c1
+    num *= cxy
+    den = mx * mx
+    den += np.multiply(my, my, out=cxy)
+    den += c1
+    cxy = np.add(vx, vy, out=cxy)
+    cxy += c2
+    den *= cxy
+    num /= den
+    return num
 
 
 # --------------------------------------------------------------------------------------------- VIFp
@@ -160,7 +178,8 @@ def _vif_pyramid(x: np.ndarray, uint8_products: bool = False) -> list[tuple]:
         if scale > 0:
             x = np.ascontiguousarray(correlate_valid(x, taps)[..., ::2, ::2])
         mu = correlate_valid(x, taps)
-        var = correlate_valid(_vif_product(x, x, scale, uint8_products), taps) - mu * mu
+        var = mu * mu
+        np.subtract(correlate_valid(_vif_product(x, x, scale, uint8_products), taps), var, out=var)
         var[var < 0] = 0.0
         out.append((x, mu, var))
     return out
@@ -174,9 +193,16 @@ def vifp_reference(ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ, uint8_prod
     lineage (CDDFuse, VF-Bench, Tang, m3svd): separable OpenCV filtering, zero-padded then cropped ('valid').
     ``uint8_products``: first-scale products saturate at 255 (``tang2022``; pass it to all three functions).
     """
-    return [(x, mu, var, np.log10(1.0 + np.where(var < VIF_EPS, 0.0, var) / sigma_nsq).sum(axis=(-2, -1)),
-             var + VIF_EPS, var >= VIF_EPS)
+    return [(x, mu, var, _vif_den(var, sigma_nsq), var + VIF_EPS, var >= VIF_EPS)
             for x, mu, var in _vif_pyramid(ref, uint8_products)]
+
+
+def _vif_den(var: np.ndarray, sigma_nsq: float) -> np.ndarray:
+    """Σ log10(1 + σ₁²/σn²) per plane, σ₁² < 1e-10 counted as 0 (the operations of that expression, in place)."""
+    t = np.where(var < VIF_EPS, 0.0, var)
+    t /= sigma_nsq
+    t += 1.0
+    return np.log10(t, out=t).sum(axis=(-2, -1))
 
 
 def vifp_distorted(dist: np.ndarray, uint8_products: bool = False) -> list[tuple]:
@@ -231,8 +257,25 @@ def levels(x: np.ndarray) -> np.ndarray:
     return v
 
 
+_CALCHIST_MAX = 1 << 24  # OpenCV counts in float32: exact up to 2^24 pixels per plane
+
+
+def _uint8_planes(*xs: np.ndarray) -> list[np.ndarray] | None:
+    """The arrays as ``M×HW`` ``uint8`` rows if all are ``uint8`` and small enough for exact OpenCV histograms."""
+    if all(x.dtype == np.uint8 for x in xs):
+        rows = [np.ascontiguousarray(x.reshape(len(x), -1)) for x in xs]
+        if rows[0].shape[1] < _CALCHIST_MAX:
+            return rows
+    return None
+
+
 def hist256(planes: np.ndarray) -> np.ndarray:
-    """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages)."""
+    """Counts of the integer levels 0..255 per plane: ``M×H×W`` integer-valued → ``M×256`` int64 (all lineages).
+    ``uint8`` planes are counted by OpenCV's ``calcHist`` (exact, ≈ 2× faster than ``bincount`` on int64)."""
+    rows = _uint8_planes(planes)
+    if rows is not None:
+        return np.stack([cv2.calcHist([r], [0], None, [256], [0, 256]).reshape(256) for r in rows[0]]).astype(
+            np.int64)
     m = len(planes)
     v = levels(planes)
     return np.bincount(((np.arange(m, dtype=np.int64)[:, None] << 8) + v).ravel(), minlength=m << 8).reshape(m, 256)
@@ -244,6 +287,11 @@ def joint_histograms(a: np.ndarray, b: np.ndarray, saturate: bool = False) -> np
     ``saturate=True`` is Tang's ``Hab.m`` quirk: it indexes with ``uint8 + 1``, which saturates at 255, so levels
     254 and 255 share one bin on both axes (the marginal entropies are not affected).
     """
+    rows = _uint8_planes(a, b)
+    if rows is not None:  # OpenCV's 2-D histogram of the uint8 planes: exact counts, ≈ 2× faster than bincount
+        ra, rb = (np.minimum(r, 254) for r in rows) if saturate else rows
+        return np.stack([cv2.calcHist([x, y], [0, 1], None, [256, 256], [0, 256, 0, 256])
+                         for x, y in zip(ra, rb, strict=True)]).astype(np.int64)
     m = len(a)
     ia, ib = levels(a), levels(b)
     if saturate:
@@ -342,14 +390,32 @@ def sobel3(x: np.ndarray, border: str = "zero") -> tuple[np.ndarray, np.ndarray]
     return _sobel_pair(x, border, 1.0)
 
 
+def sobel_levels(planes: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> tuple[np.ndarray, np.ndarray]:
+    """(gx, gy) of ``uint8`` planes (``M×H×W`` or one plane) as float64: OpenCV's 3×3 Sobel in int16 arithmetic,
+    exact, so equal to any float64 summation of the same integer terms (:func:`sobel3`, :func:`_correlate3`-style
+    shifted sums) and ≈ 20× faster than float64 filtering. Zeros come out +0.0, as a float64 sum started at +0.0
+    gives. ``border``: ``BORDER_CONSTANT`` (zero padding) or ``BORDER_REFLECT_101``."""
+    flat = planes.reshape(-1, *planes.shape[-2:])
+    gx, gy = np.empty(flat.shape), np.empty(flat.shape)
+    for i, plane in enumerate(flat):
+        gx[i] = cv2.Sobel(plane, cv2.CV_16S, 1, 0, ksize=3, borderType=border)
+        gy[i] = cv2.Sobel(plane, cv2.CV_16S, 0, 1, ksize=3, borderType=border)
+    return gx.reshape(planes.shape), gy.reshape(planes.shape)
+
+
 def sobel_strength_angle(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Qabf's edge strength g = √(sx²+sy²) and orientation α = atan(sy/sx) (π/2 where sx = 0) per plane
     (VIFB, Tang, m3svd, CDDFuse, VF-Bench: all integer-valued input, where this is exact).
 
     sx, sy: ``conv2(x, [-1 0 1; -2 0 2; -1 0 1], 'same')`` and ``conv2(x, [1 2 1; 0 0 0; -1 -2 -1], 'same')``,
     zero padding. True convolution negates h3 but not the row flip of h1 relative to :func:`sobel3`, so sx = −gx
-    and sy = gy; the sign matters because the sx = 0 pixels get +π/2.
+    and sy = gy; the sign matters because the sx = 0 pixels get +π/2. ``uint8`` planes take the exact integer
+    path (:func:`sobel_levels`): the same g and α (a zero's sign may differ, which neither g nor |α_X − α_F|
+    sees); float planes are filtered in float64.
     """
+    if planes.dtype == np.uint8:
+        gx, gy = sobel_levels(planes)
+        return qabf_strength_angle(np.negative(gx, out=gx), gy)
     return qabf_strength_angle(*_sobel_pair(planes, "zero", -1.0))
 
 

@@ -20,7 +20,6 @@ from m3svd.metrics.base import Metric, Sources
 from m3svd.metrics.pixel import (
     centred,
     entropy_bits,
-    levels,
     mutual_information,
     pearson,
     qabf_combine,
@@ -35,20 +34,32 @@ CONVENTION = "cddfuse"
 INF = math.inf
 
 
-def read_grey(frames: np.ndarray) -> np.ndarray:
-    """The CDDFuse reader on decoded ``uint8`` frames (``N×H×W`` grey or ``N×H×W×3`` RGB) → float64 grey."""
+def grey_levels(frames: np.ndarray) -> np.ndarray:
+    """The CDDFuse reader on decoded ``uint8`` frames (``N×H×W`` grey or ``N×H×W×3`` RGB) → its integer grey
+    levels as ``uint8`` (the rounded float32 grey is integer-valued in 0–255, so this is exact)."""
     if frames.ndim == 3:  # imread makes 3 equal channels; 0.299x+0.587x+0.114x rounds back to x
-        return frames.astype(np.float64)
+        return frames
     n, h, w, _ = frames.shape
     bgr = np.ascontiguousarray(frames[..., ::-1], dtype=np.float32).reshape(n * h, w, 3)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).reshape(n, h, w)
-    return np.round(grey).astype(np.float64)
+    return np.round(grey).astype(np.uint8)
+
+
+def read_grey(frames: np.ndarray) -> np.ndarray:
+    """The CDDFuse reader on decoded ``uint8`` frames → float64 grey (:func:`grey_levels` as float64)."""
+    return grey_levels(frames).astype(np.float64)
+
+
+def _source_levels(src: Sources) -> tuple[np.ndarray, np.ndarray]:
+    ir = src.memo((CONVENTION, "levels8", "ir"), lambda: grey_levels(src.ir))
+    vi = src.memo((CONVENTION, "levels8", "vi"), lambda: grey_levels(src.vi))
+    return ir, vi
 
 
 def _grey_sources(src: Sources) -> tuple[np.ndarray, np.ndarray]:
-    ir = src.memo((CONVENTION, "grey", "ir"), lambda: read_grey(src.ir))
-    vi = src.memo((CONVENTION, "grey", "vi"), lambda: read_grey(src.vi))
-    return ir, vi
+    ir, vi = _source_levels(src)
+    return (src.memo((CONVENTION, "grey", "ir"), lambda: ir.astype(np.float64)),
+            src.memo((CONVENTION, "grey", "vi"), lambda: vi.astype(np.float64)))
 
 
 def _mean(x: np.ndarray) -> np.ndarray:
@@ -59,7 +70,7 @@ def _mean(x: np.ndarray) -> np.ndarray:
 
 
 def en(src: Sources, fused: np.ndarray) -> np.ndarray:
-    return entropy_bits(np.round(read_grey(fused)))
+    return entropy_bits(grey_levels(fused))  # the rounded grey's levels, as uint8
 
 
 def sd(src: Sources, fused: np.ndarray) -> np.ndarray:
@@ -81,10 +92,8 @@ def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 
 def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
-    ir, vi = _grey_sources(src)
-    ir = src.memo((CONVENTION, "levels", "ir"), lambda: levels(ir))
-    vi = src.memo((CONVENTION, "levels", "vi"), lambda: levels(vi))
-    f = levels(read_grey(fused))
+    ir, vi = _source_levels(src)  # uint8: exact OpenCV joint histograms
+    f = grey_levels(fused)
     return mutual_information(f, ir) + mutual_information(f, vi)
 
 
@@ -136,10 +145,10 @@ def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 
 def qabf(src: Sources, fused: np.ndarray) -> np.ndarray:
-    ir, vi = _grey_sources(src)
+    ir, vi = _source_levels(src)  # uint8: the exact integer Sobel
     sob_ir = src.memo((CONVENTION, "sobel", "ir"), lambda: sobel_strength_angle(ir))
     sob_vi = src.memo((CONVENTION, "sobel", "vi"), lambda: sobel_strength_angle(vi))
-    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(read_grey(fused)))
+    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(grey_levels(fused)))
 
 
 # --------------------------------------------------------------------------------------------- SSIM
@@ -149,9 +158,10 @@ SSIM_COV = SSIM_WIN**2 / (SSIM_WIN**2 - 1)  # sample covariance N/(N−1)
 
 
 def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """7×7 uniform mean of each plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7, 7))``
-    (``out`` may be ``x``). scipy filters down the columns, then along the rows, with the same running mean on
-    every line; a column pass is 3× slower than a row pass, so it runs as a row pass on the transposed plane."""
+    """7×7 uniform mean of each plane, bit-identical to scipy's ``uniform_filter(x, size=(1, 7, 7))`` (``out``
+    may be ``x``). scipy filters down the columns, then along the rows, with the same running mean on every
+    line; a column pass is 3× slower than a row pass, so it runs as a row pass on the transposed plane. Any
+    float64 planes; SSIM's integer-valued ones take :func:`_box_integer`."""
     out = np.empty_like(x) if out is None else out
     for plane, result in zip(x, out, strict=True):
         t = cv2.transpose(plane)
@@ -161,9 +171,25 @@ def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _box_integer(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_box` of integer-valued planes (all that SSIM filters here: grey levels and their products), the
+    same doubles, without transposes. scipy's column pass is a running sum divided by 7 per pixel: on integers
+    that sum is exact, so OpenCV's unnormalised box sum (exact too) divided by 7 gives the same doubles; then
+    scipy's own running mean along the rows, which are contiguous."""
+    dst = np.empty_like(x) if out is None or out is x else out
+    for plane, result in zip(x, dst, strict=True):
+        cv2.boxFilter(plane, cv2.CV_64F, (1, SSIM_WIN), dst=result, normalize=False, borderType=cv2.BORDER_REFLECT)
+    dst /= SSIM_WIN
+    uniform_filter1d(dst, SSIM_WIN, axis=-1, output=dst)
+    if out is x:
+        np.copyto(x, dst)
+        return x
+    return dst
+
+
 def _box_moments(x: np.ndarray):
-    """7×7 uniform means of x and x² (borders cropped later)."""
-    return _box(x), _box(x * x)
+    """7×7 uniform means of integer-valued x and x² (borders cropped later)."""
+    return _box_integer(x), _box_integer(x * x)
 
 
 def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
@@ -184,7 +210,7 @@ def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
         # the same operations as ((2 uf us + c1)(2 vsf + c2)) / ((uf² + us² + c1)(vf + vs + c2)), in place
         np.multiply(uf, us, out=ufus)
         np.multiply(s, f, out=vsf)
-        _box(vsf, out=vsf)
+        _box_integer(vsf, out=vsf)
         vsf -= ufus
         vsf *= SSIM_COV
         vsf *= 2

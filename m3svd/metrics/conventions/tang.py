@@ -49,6 +49,7 @@ the ``m3svd`` convention.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -70,6 +71,7 @@ from m3svd.metrics.pixel import (
     matlab_sobel_edges,
     pearson,
     qabf_combine,
+    sobel_levels,
     sobel_strength_angle,
     spatial_frequency,
     ssim_map,
@@ -175,19 +177,36 @@ _NABF_V = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
 _NABF_H = np.array([[-1.0, -2, -1], [0, 0, 0], [1, 2, 1]]) / 8
 
 
-def nabf_maps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength √(gh² + gv²) (kernels already /8: tie-exact) and α = atan(gv/gh), 0 where both are 0."""
-    gv = _correlate3(x, _NABF_V, "reflect")  # mirror without edge repetition
+def nabf_maps(x: np.ndarray) -> tuple:
+    """Edge strength g = √(gh² + gv²) (kernels already /8: tie-exact), the two responses and, for ``uint8`` input,
+    n = 64 (gh² + gv²) as int32: ``(g, gv, gh, n)`` (n ``None`` otherwise). :func:`nabf_score` takes
+    α = atan(gv/gh) (0 where both are 0) only where it needs it, and the weights from a table by n.
+
+    ``uint8`` input takes OpenCV's exact int16 Sobel, then /8 (exact): the same doubles as the shifted float64
+    sums of :func:`_correlate3` (all terms are multiples of 1/8; zeros +0.0 in both)."""
+    if x.dtype == np.uint8:
+        gv, gh = sobel_levels(x, cv2.BORDER_REFLECT_101)  # mirror without edge repetition, as np.pad "reflect"
+        sq = gv * gv
+        sq += gh * gh  # 64 (gh² + gv²) of the /8 responses below: integers, exact
+        n = sq.astype(np.int32)
+        sq /= 64  # exactly gh² + gv² of the /8 responses, so the same g as computing it from them
+        gv /= 8
+        gh /= 8
+        return np.sqrt(sq, out=sq), gv, gh, n
+    gv = _correlate3(x, _NABF_V, "reflect")
     gh = _correlate3(x, _NABF_H, "reflect")
-    return nabf_strength_angle(gv, gh)
+    return np.sqrt(gh * gh + gv * gv), gv, gh, None
 
 
 def nabf_strength_angle(gv: np.ndarray, gh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``analysis_nabf``'s g = √(gh² + gv²) and α = atan(gv/gh), 0 where both responses are exactly 0."""
     g = np.sqrt(gh * gh + gv * gv)
+    return g, _nabf_angle(gv, gh)
+
+
+def _nabf_angle(gv: np.ndarray, gh: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where((gv == 0) & (gh == 0), 0.0, np.arctan(gv / gh))
-    return g, a
+        return np.where((gv == 0) & (gh == 0), 0.0, np.arctan(gv / gh))
 
 
 def _nabf_q(gs, as_, gf, af) -> np.ndarray:
@@ -200,16 +219,46 @@ def _nabf_q(gs, as_, gf, af) -> np.ndarray:
 
 
 def _nabf_weight(g: np.ndarray) -> np.ndarray:
-    return np.where(g >= 2, g**1.5, 0.001)
+    """g^1.5 where g ≥ 2, else 0.001 (the power only where it is used)."""
+    w = np.full(g.shape, 0.001)
+    strong = g >= 2
+    w[strong] = g[strong] ** 1.5
+    return w
+
+
+@functools.cache
+def _nabf_weight_table() -> np.ndarray:
+    """:func:`_nabf_weight` of g = √(n/64) for every n = 64 (gh² + gv²) an 8-bit Sobel can give (16 MB, once):
+    n/64 is exactly gh² + gv², so each entry is the weight of that pixel, bit for bit."""
+    return _nabf_weight(np.sqrt(np.arange(2 * 1020**2 + 1) / 64))
+
+
+def _nabf_weights(maps: tuple) -> np.ndarray:
+    if len(maps) == 4 and maps[3] is not None:
+        return _nabf_weight_table().take(maps[3])
+    return _nabf_weight(maps[0])
+
+
+def _nabf_at(maps: tuple, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(g, α) at the pixels ``where`` of :func:`nabf_maps` ``(g, gv, gh, n)`` or of a ``(g, α)`` pair."""
+    if len(maps) == 4:
+        g, gv, gh, _ = maps
+        return g[where], _nabf_angle(gv[where], gh[where])
+    return maps[0][where], maps[1][where]
 
 
 def nabf_score(fused_maps, a_maps, b_maps) -> float:
-    """Σ n·[(1−Q^AF)w_A + (1−Q^BF)w_B]/Σ(w_A+w_B), n = 1 where g_F > g_A and g_F > g_B (lower is better)."""
-    (gf, af), (ga, aa), (gb, ab) = fused_maps, a_maps, b_maps
-    wa, wb = _nabf_weight(ga), _nabf_weight(gb)
+    """Σ n·[(1−Q^AF)w_A + (1−Q^BF)w_B]/Σ(w_A+w_B), n = 1 where g_F > g_A and g_F > g_B (lower is better).
+
+    Maps as :func:`nabf_maps` or ``(g, α)`` pairs. Q is evaluated only where n = 1 (elementwise, so the same
+    values as on the whole frame) and summed over the whole frame with zeros elsewhere, as before."""
+    gf, ga, gb = fused_maps[0], a_maps[0], b_maps[0]
+    wa, wb = _nabf_weights(a_maps), _nabf_weights(b_maps)
     n = (gf > ga) & (gf > gb)
-    num = np.sum(np.where(n, (1 - _nabf_q(ga, aa, gf, af)) * wa + (1 - _nabf_q(gb, ab, gf, af)) * wb, 0.0))
-    return float(num / np.sum(wa + wb))
+    (gf_n, af_n), (ga_n, aa_n), (gb_n, ab_n) = (_nabf_at(m, n) for m in (fused_maps, a_maps, b_maps))
+    terms = np.zeros(gf.shape)
+    terms[n] = (1 - _nabf_q(ga_n, aa_n, gf_n, af_n)) * wa[n] + (1 - _nabf_q(gb_n, ab_n, gf_n, af_n)) * wb[n]
+    return float(np.sum(terms) / np.sum(wa + wb))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -414,10 +463,13 @@ def compute_vif(reader: Reader, uint8_products: bool = False):
 def compute_qabf(reader: Reader, equal_is_one: bool, unit: float = 1, maps=sobel_strength_angle):
     """``maps``: (g, α) of a float64 batch; the 2022 toolbox needs its own (Octave's ``conv2`` order on x/255)."""
 
+    # sobel_strength_angle takes the uint8 grey itself (its exact integer path, same values as on float64)
+    prepare = (lambda x: x) if unit == 1 and maps is sobel_strength_angle else (lambda x: floats(x, unit))
+
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
-        m_ir, m_vi = reader.memo(sources, "qabf_maps", lambda: (maps(floats(ir, unit)), maps(floats(vi, unit))))
-        return qabf_combine(m_ir, m_vi, maps(floats(_fused(reader, fused), unit)), equal_is_one)
+        m_ir, m_vi = reader.memo(sources, "qabf_maps", lambda: (maps(prepare(ir)), maps(prepare(vi))))
+        return qabf_combine(m_ir, m_vi, maps(prepare(_fused(reader, fused))), equal_is_one)
 
     return compute
 
@@ -426,9 +478,16 @@ def compute_nabf(reader: Reader, tang_order: bool, unit: float = 1, maps=nabf_ma
     """``tang_order``: ``analysis_nabf(IR, VI, F)`` — IR as the fused image, (VI, F) as sources. ``maps``: (g, α)
     of one 2-D float64 frame (:func:`nabf_maps`; the 2022 toolbox's [0, 1] data needs Octave's summation order)."""
 
+    levels = unit == 1 and maps is nabf_maps  # nabf_maps takes the uint8 grey itself (its exact integer path)
+
     def compute(sources, fused):
-        source_maps = _source_pairs(reader, sources, "nabf_maps", maps, unit)
-        f = floats(_fused(reader, fused), unit)
+        if levels:
+            source_maps = reader.memo(sources, "nabf_maps", lambda: [
+                (maps(a), maps(b)) for a, b in zip(*reader.sources(sources), strict=True)])
+            f = _fused(reader, fused)
+        else:
+            source_maps = _source_pairs(reader, sources, "nabf_maps", maps, unit)
+            f = floats(_fused(reader, fused), unit)
         out = []
         for (m_ir, m_vi), x in zip(source_maps, f, strict=True):
             m_f = maps(x)
