@@ -75,6 +75,25 @@ def test_bad_input_is_one_clear_error(toy):
         metric(np.full((8, 10), 7, np.uint8), ir=ir, vi=vi)  # the toy is undefined on constant frames: never a silent 0
 
 
+def test_a_set_reads_each_frame_once_and_no_metric_alters_what_it_shares():
+    """In every convention, on grey and RGB frames, scoring the whole image set (which shares each frame's reading
+    among its metrics, read-only) gives each metric's own values bit for bit, threaded or not."""
+    rng = np.random.default_rng(2)
+    ir = rng.integers(0, 256, (2, 168, 176), dtype=np.uint8)  # 168: the least MS-SSIM's five scales take
+    vi = rng.integers(0, 256, (2, 168, 176, 3), dtype=np.uint8)
+    grey = ((ir.astype(np.int32) + vi[..., 1] + 1) // 2).astype(np.uint8)
+    rgb = np.stack([vi[..., 2], ir, vi[..., 0]], axis=-1)
+    for convention in ("cddfuse", "m3svd", "tang", "vfbench", "vifb"):
+        chosen = [m for m in metrics.list(convention) if m.kind == "image"]
+        for fused in (grey, rgb):
+            alone = {m.name: m(fused, sources=Sources(ir=ir, vi=vi)) for m in chosen}
+            for threads in (1, 2):
+                scored = metrics.score(chosen, fused, Sources(ir=ir, vi=vi), threads=threads)
+                for name, values in scored.items():
+                    np.testing.assert_array_equal(values, alone[name], err_msg=f"{name}@{convention}, {threads} "
+                                                  f"threads, {fused.ndim - 1}-d frames")
+
+
 def test_score_a_set_in_threads_gives_each_metrics_values():
     """``metrics.score`` (what ``m3svd evaluate`` calls) equals calling each metric, bit for bit, threaded or not."""
     rng = np.random.default_rng(1)

@@ -15,6 +15,7 @@ many fused candidates against the same :class:`Sources` computes it once.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
@@ -25,6 +26,7 @@ from m3svd.errors import M3SVDError
 from m3svd.metrics.inputs import to_levels
 
 KINDS = ("image", "temporal", "no-reference", "restoration")  # restoration: a restored stream vs its clean frames
+_scoring = threading.local()  # per thread: (the fused frame score is running a metric set on, its memo) or None
 
 
 class MetricError(M3SVDError, ValueError):
@@ -205,7 +207,12 @@ def _score(chosen: list[Metric], fused: np.ndarray, sources: Sources | None, thr
         frames = [sources] if len(fused) == 1 else [sources.frame(i) for i in range(len(fused))]
 
         def one(i: int) -> list[np.ndarray]:
-            return [m._compute(frames[i], fused[i:i + 1]) for m in per_frame]
+            frame = fused[i:i + 1]
+            _scoring.frame = (frame, {})
+            try:
+                return [m._compute(frames[i], frame) for m in per_frame]
+            finally:
+                _scoring.frame = None
 
         if threads > 1 and len(fused) > 1:
             with ThreadPoolExecutor(min(threads, len(fused))) as pool:
@@ -219,6 +226,22 @@ def _score(chosen: list[Metric], fused: np.ndarray, sources: Sources | None, thr
         if not keep_undefined:
             m.checked(values[m.name])
     return {m.name: values[m.name] for m in chosen}
+
+
+def fused_memo(fused: np.ndarray, key, compute: Callable[[], object]):
+    """``compute()`` once per key while :func:`score` runs a metric set on this very fused frame (a convention reads
+    it as grey, or as floats, the same way for every metric), returned read-only since metrics share it. Anywhere
+    else it is computed each time: an array a caller may change in place between calls is never remembered."""
+    current = getattr(_scoring, "frame", None)
+    if current is None or current[0] is not fused:
+        return compute()
+    memo = current[1]
+    if key not in memo:
+        value = compute()
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        memo[key] = value
+    return memo[key]
 
 
 def _on_torch(chosen: list[Metric], fused: np.ndarray, sources: Sources, device: str) -> dict[str, np.ndarray]:

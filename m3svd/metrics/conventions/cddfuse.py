@@ -16,7 +16,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from m3svd.metrics import register
-from m3svd.metrics.base import Metric, Sources
+from m3svd.metrics.base import Metric, Sources, fused_memo
 from m3svd.metrics.pixel import (
     centred,
     entropy_bits,
@@ -56,6 +56,16 @@ def _source_levels(src: Sources) -> tuple[np.ndarray, np.ndarray]:
     return ir, vi
 
 
+def _levels(fused: np.ndarray) -> np.ndarray:
+    """The fused frames' grey levels (``uint8``), once per frame for a whole metric set."""
+    return fused_memo(fused, (CONVENTION, "levels8"), lambda: grey_levels(fused))
+
+
+def _grey(fused: np.ndarray) -> np.ndarray:
+    """The fused frames as this convention reads them (float64 grey), once per frame for a whole metric set."""
+    return fused_memo(fused, (CONVENTION, "grey"), lambda: _levels(fused).astype(np.float64))
+
+
 def _grey_sources(src: Sources) -> tuple[np.ndarray, np.ndarray]:
     ir, vi = _source_levels(src)
     return (src.memo((CONVENTION, "grey", "ir"), lambda: ir.astype(np.float64)),
@@ -70,20 +80,20 @@ def _mean(x: np.ndarray) -> np.ndarray:
 
 
 def en(src: Sources, fused: np.ndarray) -> np.ndarray:
-    return entropy_bits(grey_levels(fused))  # the rounded grey's levels, as uint8
+    return entropy_bits(_levels(fused))  # the rounded grey's levels, as uint8
 
 
 def sd(src: Sources, fused: np.ndarray) -> np.ndarray:
-    return read_grey(fused).reshape(len(fused), -1).std(axis=1)
+    return _grey(fused).reshape(len(fused), -1).std(axis=1)
 
 
 def sf(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = read_grey(fused)
+    f = _grey(fused)
     return spatial_frequency(f)
 
 
 def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = read_grey(fused)
+    f = _grey(fused)
     gy, gx = np.gradient(f, axis=(1, 2))
     return _mean(np.sqrt((gx * gx + gy * gy) / 2))
 
@@ -93,7 +103,7 @@ def ag(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _source_levels(src)  # uint8: exact OpenCV joint histograms
-    f = grey_levels(fused)
+    f = _levels(fused)
     return mutual_information(f, ir) + mutual_information(f, vi)
 
 
@@ -103,11 +113,11 @@ def _mse_pair(src: Sources, f: np.ndarray) -> np.ndarray:
 
 
 def mse(src: Sources, fused: np.ndarray) -> np.ndarray:
-    return _mse_pair(src, read_grey(fused))
+    return _mse_pair(src, _grey(fused))
 
 
 def psnr(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = read_grey(fused)
+    f = _grey(fused)
     peak = f.reshape(len(f), -1).max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 10 * np.log10(peak**2 / _mse_pair(src, f))
@@ -120,7 +130,7 @@ def _centred_sources(src: Sources):
 
 
 def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = centred(read_grey(fused))
+    f = centred(_grey(fused))
     c_ir, c_vi = _centred_sources(src)
     return (pearson(c_ir, f) + pearson(c_vi, f)) / 2
 
@@ -128,12 +138,12 @@ def cc(src: Sources, fused: np.ndarray) -> np.ndarray:
 def scd(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _grey_sources(src)
     c_ir, c_vi = _centred_sources(src)
-    f = read_grey(fused)
+    f = _grey(fused)
     return pearson(c_ir, f - vi) + pearson(c_vi, f - ir)
 
 
 def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
-    f = vifp_distorted(read_grey(fused))  # the fused pyramid, shared by both sources
+    f = vifp_distorted(_grey(fused))  # the fused pyramid, shared by both sources
     total = np.zeros(len(fused))
     for name, plane in zip(("ir", "vi"), _grey_sources(src), strict=True):
         ref = src.memo((CONVENTION, "vifp", name), lambda plane=plane: vifp_reference(plane))
@@ -148,7 +158,7 @@ def qabf(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _source_levels(src)  # uint8: the exact integer Sobel
     sob_ir = src.memo((CONVENTION, "sobel", "ir"), lambda: sobel_strength_angle(ir))
     sob_vi = src.memo((CONVENTION, "sobel", "vi"), lambda: sobel_strength_angle(vi))
-    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(grey_levels(fused)))
+    return qabf_combine(sob_ir, sob_vi, sobel_strength_angle(_levels(fused)))
 
 
 # --------------------------------------------------------------------------------------------- SSIM
@@ -195,7 +205,7 @@ def _box_moments(x: np.ndarray):
 def _ssim_sum(src: Sources, fused: np.ndarray, data_range: float) -> np.ndarray:
     """SSIM(F,IR) + SSIM(F,VI), scikit-image ``structural_similarity`` defaults (7×7 box, sample covariance,
     K1 0.01, K2 0.03, 3-pixel border cropped from the map) with the given ``data_range``."""
-    f = read_grey(fused)
+    f = _grey(fused)
     uf, uff = _box_moments(f)
     uf2 = uf * uf  # = uf**2
     uff -= uf2

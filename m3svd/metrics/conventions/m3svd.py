@@ -68,12 +68,12 @@ def _pair_memo(sources, name: str, fn):
 def ce(sources, fused):
     """(CE(IR,F) + CE(VI,F))/2, VIFB's cross entropy: 256-bin KL in bits, bins empty in either image skipped."""
     h_ir, h_vi = _pair_memo(sources, "hist256", hist256)
-    h_f = hist256(M3SVD.grey(fused))
+    h_f = hist256(T._fused(M3SVD, fused))
     return (V.cross_entropy_bits(h_ir, h_f) + V.cross_entropy_bits(h_vi, h_f)) / 2
 
 
 def ei(sources, fused):
-    gx, gy = sobel3(T.f64(M3SVD.grey(fused)), "replicate")
+    gx, gy = sobel3(T.f64(T._fused(M3SVD, fused)), "replicate")
     return np.sqrt(gx * gx + gy * gy).mean(axis=(1, 2))
 
 
@@ -86,18 +86,18 @@ def rmse(sources, fused):
 
 def qcb(sources, fused):
     c_ir, c_vi = _pair_memo(sources, "qcb_contrast", V.qcb_contrast)
-    return V.qcb_combine(c_ir, c_vi, V.qcb_contrast(M3SVD.grey(fused)))
+    return V.qcb_combine(c_ir, c_vi, V.qcb_contrast(T._fused(M3SVD, fused)))
 
 
 def qcv(sources, fused):
-    return V.qcv_combine(list(_pair_memo(sources, "qcv_source", V.qcv_source)), M3SVD.grey(fused))
+    return V.qcv_combine(list(_pair_memo(sources, "qcv_source", V.qcv_source)), T._fused(M3SVD, fused))
 
 
 def nmi(sources, fused):
     """Hossny's NMI 2·[MI(IR,F)/(H(IR)+H(F)) + MI(VI,F)/(H(VI)+H(F))], bits, full joint histogram."""
     ir, vi = M3SVD.sources(sources)
     h_ir, h_vi = M3SVD.memo(sources, "entropy", lambda: (entropy_bits(ir), entropy_bits(vi)))
-    f = M3SVD.grey(fused)
+    f = T._fused(M3SVD, fused)
     h_f = entropy_bits(f)
     with np.errstate(invalid="ignore", divide="ignore"):
         return 2 * (entropy_mi(f, ir, np.log2, False, h_f, h_ir) / (h_ir + h_f)
@@ -115,7 +115,7 @@ def ms_ssim(sources, fused):
         raise MetricError(f"ms_ssim@{CONVENTION}: frames {fused.shape[1]}×{fused.shape[2]} are too small for 5 "
                           f"scales of 11×11 windows (need ≥ {MS_SSIM_LEAST} px on the shorter side)")
     refs = _pair_memo(sources, "ms_ssim_pyramid", lambda x: ms_ssim_pyramid(T.f64(x), MS_SSIM_TAPS))
-    f = ms_ssim_pyramid(T.f64(M3SVD.grey(fused)), MS_SSIM_TAPS)
+    f = ms_ssim_pyramid(T.f64(T._fused(M3SVD, fused)), MS_SSIM_TAPS)
     return sum(0.5 * ms_ssim_combine(f, ref, MS_SSIM_TAPS, _C1, _C2) for ref in refs)
 
 
@@ -123,7 +123,7 @@ def viff(sources, fused):
     """Han et al.'s VIFF(IR, VI; F) on the grey frames (VIFF_Public.m with Im1 = IR, Im2 = VI)."""
     ir, vi = M3SVD.sources(sources)
     refs = M3SVD.memo(sources, "vif_reference", lambda: (vifp_reference(T.f64(ir)), vifp_reference(T.f64(vi))))
-    pyramid = vif_pyramid(T.f64(M3SVD.grey(fused)))
+    pyramid = vif_pyramid(T.f64(T._fused(M3SVD, fused)))
     return viff_combine(viff_maps(refs[0], pyramid), viff_maps(refs[1], pyramid))
 
 _BASE = "M3SVD convention (Tang toolbox definitions, bugs fixed) on BT.601 float64 grey frames"
@@ -217,7 +217,7 @@ def niqe(sources, fused):
     from m3svd.metrics import niqe as N
 
     params = N.load_params()
-    return np.array([N.score(f, params) for f in M3SVD.grey(fused).astype(np.float64)])
+    return np.array([N.score(f, params) for f in T._fused(M3SVD, fused).astype(np.float64)])
 
 
 register(Metric("niqe", CONVENTION, niqe, False, (0.0, math.inf), "1", "no-reference",

@@ -58,7 +58,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from m3svd.metrics import register
-from m3svd.metrics.base import Metric, MetricError, Sources
+from m3svd.metrics.base import Metric, MetricError, Sources, fused_memo
 from m3svd.metrics.pixel import (
     correlate_valid,
     entropy_bits,
@@ -347,7 +347,8 @@ def mef_ssim_scales(reference: list[dict], fused: np.ndarray) -> list[float]:
 # ---------------------------------------------------------------------------------------------------------
 # metric builders, shared with the ``m3svd`` convention
 def _fused(reader: Reader, fused: np.ndarray) -> np.ndarray:
-    return reader.grey(fused)
+    """The fused frames as the convention reads them, once per frame for a whole metric set."""
+    return fused_memo(fused, (reader.convention, "grey"), lambda: reader.grey(fused))
 
 
 def _source_pairs(reader: Reader, sources: Sources, name: str, fn, unit: float = 1) -> list:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from m3svd.metrics import register
-from m3svd.metrics.base import Metric, Sources
+from m3svd.metrics.base import Metric, Sources, fused_memo
 from m3svd.metrics.pixel import (
     gaussian_window,
     mutual_information,
@@ -30,6 +30,11 @@ from m3svd.metrics.pixel import (
 )
 
 CONVENTION = "vfbench"
+
+
+def _channels(fused: np.ndarray) -> np.ndarray:
+    """The fused frames' float64 planes, once per frame for a whole metric set."""
+    return fused_memo(fused, (CONVENTION, "channels"), lambda: read_channels(fused))
 
 
 def read_channels(frames: np.ndarray) -> np.ndarray:
@@ -56,7 +61,7 @@ def _per_frame(values: np.ndarray, n: int) -> np.ndarray:
 
 def vif(src: Sources, fused: np.ndarray) -> np.ndarray:
     """mean_c [(VIFp(IR_c→F_c) + VIFp(VI_c→F_c))/2], NaN channels (0/0: a flat source) left out."""
-    f = read_channels(fused)
+    f = _channels(fused)
     pair = np.zeros(len(f))
     for name, planes in zip(("ir", "vi"), _source_planes(src), strict=True):
         ref = src.memo((CONVENTION, "vifp", name), lambda planes=planes: vifp_reference(planes))
@@ -78,7 +83,7 @@ SSIM_C2 = (0.03 * 255) ** 2
 
 def ssim(src: Sources, fused: np.ndarray) -> np.ndarray:
     """mean_c [(SSIM(F_c,IR_c) + SSIM(F_c,VI_c))/2], Gaussian 11/1.5, reflect-101 padding, full-size map."""
-    f = read_channels(fused)
+    f = _channels(fused)
     mom_f = ssim_moments(f, SSIM_TAPS)
     total = np.zeros(len(f))
     for name, s in zip(("ir", "vi"), _source_planes(src), strict=True):
@@ -92,7 +97,7 @@ def ssim(src: Sources, fused: np.ndarray) -> np.ndarray:
 
 def mi(src: Sources, fused: np.ndarray) -> np.ndarray:
     """mean_c MI(F_c, IR_c) + mean_c MI(F_c, VI_c), contingency table, nats."""
-    f = read_channels(fused)
+    f = _channels(fused)
     ir, vi = _source_planes(src)
     n = len(fused)
     return (_per_frame(mutual_information(f, ir), n).mean(axis=1)
@@ -104,7 +109,7 @@ def qabf(src: Sources, fused: np.ndarray) -> np.ndarray:
     ir, vi = _source_planes(src)
     sob_ir = src.memo((CONVENTION, "sobel", "ir"), lambda: sobel_strength_angle(ir))
     sob_vi = src.memo((CONVENTION, "sobel", "vi"), lambda: sobel_strength_angle(vi))
-    values = qabf_combine(sob_ir, sob_vi, sobel_strength_angle(read_channels(fused)))
+    values = qabf_combine(sob_ir, sob_vi, sobel_strength_angle(_channels(fused)))
     return _per_frame(values, len(fused)).mean(axis=1)
 
 
