@@ -285,39 +285,62 @@ def estimator(spec: str | Estimator = "dis", **kwargs) -> Estimator:
 # --------------------------------------------------------------------------------------------- warping and masks
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+class Grid:
+    """The sampling grid of one flow for :func:`warp`: made once, then used for every image warped with that flow
+    (a pair's masks and each metric warp with the same few flows)."""
+
+    def __init__(self, flow: np.ndarray):
+        import torch
+
+        o = np.asarray(flow, dtype=np.float64)
+        h, w = o.shape[:2]
+        self.shape = (h, w)
+        # the arithmetic (and so every bit) of the torch expression it replaces: 2 (i + o) / (n − 1) − 1 per axis;
+        # numpy builds it on one core, where torch's element-wise ops would start threads for each step
+        x = np.arange(w, dtype=np.float64)[None, :] + o[..., 0]
+        y = np.arange(h, dtype=np.float64)[:, None] + o[..., 1]
+        self.grid = torch.from_numpy(np.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], axis=-1)[None])
+
+    def warp(self, image: np.ndarray) -> np.ndarray:
+        """:func:`warp` of ``image`` with this grid's flow."""
+        import torch
+
+        img = np.asarray(image, dtype=np.float64)
+        planes = np.ascontiguousarray(np.moveaxis(img, 2, 0))[None] if img.ndim == 3 else img[None, None]
+        out = torch.nn.functional.grid_sample(torch.from_numpy(planes), self.grid, mode="bilinear",
+                                              padding_mode="border", align_corners=True)
+        return (out[0].permute(1, 2, 0) if img.ndim == 3 else out[0, 0]).numpy()
+
+
+def warp(image: np.ndarray, flow: np.ndarray | Grid) -> np.ndarray:
     """Backward warp, float64: ``out(p) = image(p + flow(p))`` bilinear, border clamp (``H×W`` or ``H×W×C``).
 
     torch ``grid_sample`` in float64 (``align_corners=True``, ``'border'``, VF-Bench's call): exact bilinear to
     ~1e-11, unlike ``cv2.remap``'s 1/32-px fixed-point weights, so it matches the float32 reference to its rounding.
+    ``flow`` may be a :class:`Grid` made once for several images.
     """
-    import torch
-
-    img = torch.from_numpy(np.asarray(image, dtype=np.float64))
-    h, w = img.shape[:2]
-    o = torch.from_numpy(np.asarray(flow, dtype=np.float64))
-    x = torch.arange(w, dtype=torch.float64)[None, :] + o[..., 0]
-    y = torch.arange(h, dtype=torch.float64)[:, None] + o[..., 1]
-    grid = torch.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], dim=-1)[None]
-    planes = img.permute(2, 0, 1)[None] if img.ndim == 3 else img[None, None]
-    out = torch.nn.functional.grid_sample(planes, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return (out[0].permute(1, 2, 0) if img.ndim == 3 else out[0, 0]).numpy()
+    return (flow if isinstance(flow, Grid) else Grid(flow)).warp(image)
 
 
 def fb_mask(fw: np.ndarray, bw: np.ndarray, threshold: float = FB_THRESHOLD) -> np.ndarray:
     """VF-Bench validity on ``a``'s grid: ‖fw + W(bw, fw)‖₂ < threshold (fw: a→b, bw: b→a)."""
-    d = np.asarray(fw, np.float64) + warp(bw, fw)
+    return _fb_valid(np.asarray(fw, np.float64), warp(bw, fw), threshold)
+
+
+def _fb_valid(fw: np.ndarray, bw_warped: np.ndarray, threshold: float = FB_THRESHOLD) -> np.ndarray:
+    d = fw + bw_warped
     return np.sqrt((d * d).sum(axis=-1)) < threshold
 
 
-def lai_noc_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
+def lai_noc_mask(fw: np.ndarray, bw: np.ndarray, bw_warped: np.ndarray | None = None) -> np.ndarray:
     """Lai et al. 2018 non-occlusion on ``a``'s grid (``detect_occlusion`` as called: fw a→b, bw b→a).
 
     Occluded where |W(bw, fw) + fw|² > 0.01 (|W(bw, fw)|² + |fw|²) + 0.5 or, at motion boundaries,
-    |∇fw|² > 0.01 |fw|² + 0.002 (forward differences, 0 on the last row/column).
+    |∇fw|² > 0.01 |fw|² + 0.002 (forward differences, 0 on the last row/column). ``bw_warped``: W(bw, fw) when
+    the caller has it already.
     """
     fw = np.asarray(fw, np.float64)
-    bw_w = warp(bw, fw)
+    bw_w = warp(bw, fw) if bw_warped is None else bw_warped
     sq = lambda v: (v * v).sum(axis=-1)  # noqa: E731
     occ = sq(bw_w + fw) > 0.01 * (sq(bw_w) + sq(fw)) + 0.5
     du = np.zeros_like(fw)
@@ -414,9 +437,10 @@ class VideoFlows:
             entry["bw"] = quantise(self.est(b, a))
             if self.masks:
                 fw, bw = (entry[k].astype(np.float64) * QUANTUM for k in ("fw", "bw"))
-                entry["fb_a"] = np.packbits(fb_mask(fw, bw))
+                bw_on_a = warp(bw, fw)  # shared by the fw-bw check on frame i and Lai's occlusion test
+                entry["fb_a"] = np.packbits(_fb_valid(fw, bw_on_a))
                 entry["fb_b"] = np.packbits(fb_mask(bw, fw))
-                entry["noc"] = np.packbits(lai_noc_mask(fw, bw))
+                entry["noc"] = np.packbits(lai_noc_mask(fw, bw, bw_on_a))
         return entry
 
     def _pair(self, i: int) -> dict:
