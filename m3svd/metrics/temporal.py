@@ -84,6 +84,30 @@ def fused_flows(src: Sources, fused: np.ndarray, est: fl.Estimator | None = None
     return held[1]
 
 
+# The flows each metric reads: which video (a source, or the fused one) and whether they are tOF's Farnebäck flows
+# (else the sources' estimator, with masks on the sources). :func:`prefetch` computes them up front.
+FLOWS = {"flowd": ("vi",), "biswe": ("ir", "vi", "fused"), "ms2r": ("ir", "vi", "fused"), "warp_error": ("vi",),
+         "tgf": ("vi", "ir"), "tof": ("ir:tof", "vi:tof", "fused:tof")}
+
+
+def prefetch(src: Sources, fused: np.ndarray, names, pool=None) -> None:
+    """Compute every flow (and mask) that the temporal metrics ``names`` read on ``fused`` and its sources, its
+    pairs spread over ``pool`` (a ``ThreadPoolExecutor``; OpenCV, numpy and torch release the GIL), so the metrics
+    then find them computed. Each flow is the one they would compute themselves: the values do not change."""
+    videos: list[fl.VideoFlows] = []
+    for name in names:
+        for what in FLOWS.get(name, ()):
+            which, _, kind = what.partition(":")
+            est = TOF_FLOW if kind == "tof" else None
+            video = (fused_flows(src, fused, est, forward_only=est is not None) if which == "fused" else
+                     source_flows(src, which, est, masks=est is None))
+            if all(video is not v for v in videos):
+                videos.append(video)
+    pairs = [(video, i) for video in videos for i in range(len(video))]
+    for _ in (pool.map if pool is not None else map)(lambda job: job[0].pair(job[1]), pairs):
+        pass
+
+
 def rgb(frame: np.ndarray) -> np.ndarray:
     """One frame as float64 H×W×3 (grey replicated), 0–255."""
     f = np.asarray(frame, dtype=np.float64)
