@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="m3svd-val-clean")
     ap.add_argument("--method", default="gff")
     ap.add_argument("--clips", default=None, help="only these clips (comma-separated; default: all of the protocol)")
-    ap.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
+    ap.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2; '' for --stages only)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout to time in the same run")
     ap.add_argument("--stages", action="store_true", help="first, CPU ms per frame by stage on one clip, per tree")
     args = ap.parse_args(argv)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         print()
     results, reference_values = {}, None
     with tempfile.TemporaryDirectory(prefix="m3svd-evaluate-speed-") as tmp:
-        for workers in (int(w) for w in args.workers.split(",")):
+        for workers in (int(w) for w in args.workers.split(",") if w):
             for label, tree in trees:
                 cache = Path(tmp) / f"cache-{label}-{workers}"
                 for state in ("cold", "warm"):
@@ -153,9 +153,11 @@ def main(argv=None) -> int:
                     print(f"  {label:<8} workers {workers} {state}: {r['frames'] / r['wall']:6.2f} frames/s, "
                           f"{r['cpu'] / r['frames']:6.3f} CPU s/frame, values "
                           f"{'identical' if r['same'] else 'DIFFER'}", flush=True)
+    if not results:
+        return 0
     print(f"\n{'workers':>7} {'cache':>5} " + " ".join(f"{label + ' fr/s':>14}" for label, _ in trees)
           + (f" {'speed-up':>9}" if args.baseline else ""))
-    for workers in (int(w) for w in args.workers.split(",")):
+    for workers in (int(w) for w in args.workers.split(",") if w):
         for state in ("cold", "warm"):
             rates = [results[label, workers, state]["frames"] / results[label, workers, state]["wall"]
                      for label, _ in trees]
