@@ -98,7 +98,7 @@ class TemporalScorer:
     def flush(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from m3svd.metrics.temporal import VideoSources, prefetch
+        from m3svd.metrics.temporal import THREADED, VideoSources, prefetch
 
         if not self.buffer or self.first + len(self.buffer) <= self.scored:
             return
@@ -110,7 +110,10 @@ class TemporalScorer:
                 digests = [item[2][s][1] for item in self.buffer]
                 chosen = [m for m in self.metrics if len(fused) >= m.span]
                 prefetch(sources, fused, [m.name for m in chosen], pool)
-                results = pool.map(lambda m, fused=fused: per_frame_values(m, fused, sources), chosen)
+                threaded = {m.name: pool.submit(per_frame_values, m, fused, sources)
+                            for m in chosen if m.name in THREADED}
+                results = [threaded[m.name].result() if m.name in threaded else per_frame_values(m, fused, sources)
+                           for m in chosen]
                 for metric, values in zip(chosen, results, strict=True):
                     last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
                     new = self.first + last >= self.scored
@@ -122,7 +125,7 @@ class TemporalScorer:
 
 
 class _Inline:
-    """A one-thread stand-in for ``ThreadPoolExecutor``: ``map`` in the calling thread."""
+    """A one-thread stand-in for ``ThreadPoolExecutor``: ``map`` and ``submit`` run in the calling thread."""
 
     def __enter__(self):
         return self
@@ -133,3 +136,14 @@ class _Inline:
     @staticmethod
     def map(fn, *iterables):
         return map(fn, *iterables)
+
+    @staticmethod
+    def submit(fn, *args):
+        from concurrent.futures import Future
+
+        done = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as error:  # raised again by result(), in order, as a pool would
+            done.set_exception(error)
+        return done

@@ -406,6 +406,14 @@ class FlowCache:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.compress, self.level = compress, level
         self.hits = self.misses = 0
+        self._count = threading.Lock()  # pairs may be read by several threads (TemporalScorer)
+
+    def __getstate__(self):  # a lock does not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "_count"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._count = threading.Lock()
 
     def path(self, namespace: Estimator | str, key: str) -> Path:
         ns = namespace if isinstance(namespace, str) else namespace.id
@@ -416,9 +424,11 @@ class FlowCache:
             with np.load(self.path(namespace, key)) as z:
                 entry = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, KeyError):
-            self.misses += 1
+            with self._count:
+                self.misses += 1
             return None
-        self.hits += 1
+        with self._count:
+            self.hits += 1
         return entry
 
     def put(self, namespace: Estimator | str, key: str, entry: dict) -> None:

@@ -88,6 +88,9 @@ def fused_flows(src: Sources, fused: np.ndarray, est: fl.Estimator | None = None
 # (else the sources' estimator, with masks on the sources). :func:`prefetch` computes them up front.
 FLOWS = {"flowd": ("vi",), "biswe": ("ir", "vi", "fused"), "ms2r": ("ir", "vi", "fused"), "warp_error": ("vi",),
          "tgf": ("vi", "ir"), "tof": ("ir:tof", "vi:tof", "fused:tof")}
+# Metrics that may run side by side on threads: numpy, OpenCV and one-image grid_sample only, whose values never
+# depend on the thread (feaCD's network is left on the calling thread, as are metrics added later).
+THREADED = frozenset(FLOWS) | {"flicker"}
 
 
 def prefetch(src: Sources, fused: np.ndarray, names, pool=None) -> None:
