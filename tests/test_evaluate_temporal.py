@@ -53,6 +53,39 @@ def test_chunks_score_every_pair_once_like_the_whole_clip(tmp_path, monkeypatch)
     assert rows["flow_estimator"].str.startswith("dis-").all()
 
 
+class _Rows:
+    """A stream stand-in: the rows TemporalScorer emits, in emission order."""
+
+    def __init__(self):
+        self.rows = []
+
+    def emit(self, frames, name, values, digests):
+        self.rows += [(int(f), name, float(v), d) for f, v, d in zip(frames, values, digests, strict=True)]
+
+
+def test_threads_give_the_rows_of_one_thread_bit_for_bit(tmp_path, monkeypatch):
+    """Flows computed pair by pair on threads and metrics side by side: the same rows, same order, same bits, for
+    two streams sharing source flows across chunks (with and without the disk cache)."""
+    monkeypatch.setattr(TemporalScorer, "CHUNK", 4)
+    ir, vi = open_dataset("sample").clip("sample", None, "clean").frames(0, 11)
+    grey = vi.astype(np.float64) @ [0.299, 0.587, 0.114]
+    fused = [np.rint((ir + grey) / 2).astype(np.uint8), np.rint(0.3 * ir[..., None] + 0.7 * vi).astype(np.uint8)]
+    runs = {}
+    for threads, cache in ((1, None), (2, None), (2, str(tmp_path / "flows")), (2, str(tmp_path / "flows"))):
+        streams = [_Rows(), _Rows()]
+        scorer = TemporalScorer(tuple(TEMPORAL), "m3svd", "dis", cache, streams, threads)
+        for a in range(0, 11, 3):
+            chunk = [f[a:a + 3] for f in fused]
+            scorer.push(a, ir[a:a + 3], vi[a:a + 3], chunk, [[f"{s}:{a + i}" for i in range(len(c))]
+                                                             for s, c in enumerate(chunk)])
+        scorer.flush()
+        runs.setdefault((threads, cache), []).append([s.rows for s in streams])
+    reference = runs[1, None][0]
+    assert len(reference[0]) == 5 * 10 + 2 * 9 and reference[0] != reference[1]
+    for got in runs.values():
+        assert all(rows == reference for rows in got)
+
+
 def test_predictions_score_temporal_metrics_like_the_method(tmp_path):
     protocol = protocols.load(_protocol(tmp_path))
     made = evaluate(protocol, tmp_path / "made", method=MethodSpec("laplacian"), flow_cache=False)

@@ -61,6 +61,28 @@ def test_warp_is_exact_bilinear_with_border_clamp():
     assert out[1, 1] == pytest.approx(5.25, abs=1e-12) and out[0, 0] == 0.0 and out[2, 3] == 11.0
 
 
+def test_fast_masks_and_grids_equal_the_definitions_bit_for_bit():
+    """VideoFlows makes its masks with pair_masks (planes, shared warps) and metrics warp with a reused Grid: both
+    must equal fb_mask / lai_noc_mask / warp exactly, threshold ties included (quantised flows make
+    |fw + W(bw, fw)| = 1 px exactly on many pixels), else cached masks would depend on the code path."""
+    a, b = texture(60, 80, seed=4), shifted(texture(60, 80, seed=4), 2.3, -1.1)
+    dis = fl.DIS("fast")
+    flows = [(fl.quantise(dis(a, b)) * fl.QUANTUM, fl.quantise(dis(b, a)) * fl.QUANTUM)]
+    rng = np.random.default_rng(0)
+    ties = np.zeros((60, 80, 2))
+    ties[..., 0] = 1.0  # every pixel moves 1 px right, nothing comes back: |d| = 1, on the threshold
+    flows.append((ties, np.zeros((60, 80, 2))))
+    flows.append((rng.integers(-80, 80, (60, 80, 2)) * fl.QUANTUM, rng.integers(-80, 80, (60, 80, 2)) * fl.QUANTUM))
+    for fw, bw in flows:
+        fb_a, fb_b, noc = fl.pair_masks(fw, bw)
+        assert np.array_equal(fb_a, fl.fb_mask(fw, bw)) and np.array_equal(fb_b, fl.fb_mask(bw, fw))
+        assert np.array_equal(noc, fl.lai_noc_mask(fw, bw))
+        grid = fl.Grid(fw)
+        for image in (rng.random((60, 80)) * 255, rng.random((60, 80, 3)) * 255, bw):
+            assert np.array_equal(grid.warp(image), fl.warp(image, fw))
+    assert not any(mask.any() for mask in fl.pair_masks(*flows[1])[:2])  # |d| = 1 is not < 1, both ways
+
+
 def test_flow_cache_hit_miss_and_atomicity(tmp_path, monkeypatch):
     frames = np.stack([shifted(texture(), 1.5 * i) for i in range(4)])
     cache = fl.FlowCache(tmp_path / "cache")
@@ -83,12 +105,11 @@ def test_flow_cache_hit_miss_and_atomicity(tmp_path, monkeypatch):
     fl.VideoFlows(frames, fl.DIS("fast"), cache, masks=True).compute_all()
     assert (cache.hits, cache.misses) == (5, 5) and files[0].stat().st_size > 100
     # a write that fails half-way leaves neither the entry nor a temporary file behind
-    def broken(f, **arrays):
+    def broken(f, array, **options):
         f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", broken)
-    monkeypatch.setattr(np, "savez_compressed", broken)
+    monkeypatch.setattr(np.lib.format, "write_array", broken)
     with pytest.raises(OSError, match="disk full"):
         fl.VideoFlows(frames[:2], fl.DIS("ultrafast"), cache).fw(0)
     assert not list((tmp_path / "cache" / fl.DIS("ultrafast").id).rglob("*.npz"))

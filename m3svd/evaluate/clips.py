@@ -164,7 +164,7 @@ def evaluate_clip(job: Job) -> list[str]:
         return outcomes
     image_metrics = [metrics.get(n, protocol.convention) for n in protocol.image_metrics]
     temporal = TemporalScorer(protocol.temporal_metrics, protocol.convention, protocol.flow, job.flow_cache,
-                               streams)
+                               streams, job.threads)
     input_digest = hashlib.sha256()
     label = clip.name if len(streams) == 1 else f"{clip.name} ×{len(streams)}"
     bar = progress_bar(job.progress, stop - start, label, step=None)  # lines: every 30 s; clips count the steps

@@ -63,11 +63,15 @@ class TemporalScorer:
     triplet: the first ``span − 1`` frames of a clip have none. Every stream is scored against one set of source
     flows per chunk; those come from the on-disk cache when the same frames were met before (another run), keyed by
     content and estimator.
+
+    ``threads`` > 1: each chunk's flows are computed pair by pair on that many threads, then a stream's metrics
+    run side by side (OpenCV, numpy and torch release the GIL); each value is the one computed on one thread.
     """
 
     CHUNK = 16
 
-    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, streams: list):
+    def __init__(self, names: tuple[str, ...], convention: str, flow: str, cache: str | None, streams: list,
+                 threads: int = 1):
         from m3svd import flow as fl
         from m3svd import metrics
 
@@ -76,6 +80,7 @@ class TemporalScorer:
         self.cache = fl.FlowCache(cache) if cache else None
         self.carry = max((m.span for m in self.metrics), default=1) - 1
         self.streams = streams
+        self.threads = threads
         self.first = 0  # clip index of buffer[0]
         self.scored = None  # clip index of the first frame not yet scored as a last frame
         self.buffer: list[tuple] = []  # (ir, vi, (fused, digest) per stream)
@@ -91,23 +96,54 @@ class TemporalScorer:
             self.flush()
 
     def flush(self) -> None:
-        from m3svd.metrics.temporal import VideoSources
+        from concurrent.futures import ThreadPoolExecutor
+
+        from m3svd.metrics.temporal import THREADED, VideoSources, prefetch
 
         if not self.buffer or self.first + len(self.buffer) <= self.scored:
             return
         ir, vi = (np.stack([item[i] for item in self.buffer]) for i in range(2))
         sources = VideoSources(ir=ir, vi=vi, flow=self.estimator, cache=self.cache)
-        for s, stream in enumerate(self.streams):
-            fused = np.stack([item[2][s][0] for item in self.buffer])
-            digests = [item[2][s][1] for item in self.buffer]
-            for metric in self.metrics:
-                if len(fused) < metric.span:
-                    continue
-                values = per_frame_values(metric, fused, sources)
-                last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
-                new = self.first + last >= self.scored
-                stream.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
+        with ThreadPoolExecutor(self.threads) if self.threads > 1 else _Inline() as pool:
+            for s, stream in enumerate(self.streams):
+                fused = np.stack([item[2][s][0] for item in self.buffer])
+                digests = [item[2][s][1] for item in self.buffer]
+                chosen = [m for m in self.metrics if len(fused) >= m.span]
+                prefetch(sources, fused, [m.name for m in chosen], pool)
+                threaded = {m.name: pool.submit(per_frame_values, m, fused, sources)
+                            for m in chosen if m.name in THREADED}
+                results = [threaded[m.name].result() if m.name in threaded else per_frame_values(m, fused, sources)
+                           for m in chosen]
+                for metric, values in zip(chosen, results, strict=True):
+                    last = np.arange(metric.span - 1, len(fused))  # buffer index of each value's last frame
+                    new = self.first + last >= self.scored
+                    stream.emit(self.first + last[new], metric.name, values[new], [digests[i] for i in last[new]])
         self.scored = self.first + len(self.buffer)
         keep = min(self.carry, len(self.buffer))
         self.first += len(self.buffer) - keep
         self.buffer = self.buffer[len(self.buffer) - keep:]
+
+
+class _Inline:
+    """A one-thread stand-in for ``ThreadPoolExecutor``: ``map`` and ``submit`` run in the calling thread."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def map(fn, *iterables):
+        return map(fn, *iterables)
+
+    @staticmethod
+    def submit(fn, *args):
+        from concurrent.futures import Future
+
+        done = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as error:  # raised again by result(), in order, as a pool would
+            done.set_exception(error)
+        return done

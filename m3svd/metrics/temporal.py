@@ -84,6 +84,33 @@ def fused_flows(src: Sources, fused: np.ndarray, est: fl.Estimator | None = None
     return held[1]
 
 
+# The flows each metric reads: which video (a source, or the fused one) and whether they are tOF's Farnebäck flows
+# (else the sources' estimator, with masks on the sources). :func:`prefetch` computes them up front.
+FLOWS = {"flowd": ("vi",), "biswe": ("ir", "vi", "fused"), "ms2r": ("ir", "vi", "fused"), "warp_error": ("vi",),
+         "tgf": ("vi", "ir"), "tof": ("ir:tof", "vi:tof", "fused:tof")}
+# Metrics that may run side by side on threads: numpy, OpenCV and one-image grid_sample only, whose values never
+# depend on the thread (feaCD's network is left on the calling thread, as are metrics added later).
+THREADED = frozenset(FLOWS) | {"flicker"}
+
+
+def prefetch(src: Sources, fused: np.ndarray, names, pool=None) -> None:
+    """Compute every flow (and mask) that the temporal metrics ``names`` read on ``fused`` and its sources, its
+    pairs spread over ``pool`` (a ``ThreadPoolExecutor``; OpenCV, numpy and torch release the GIL), so the metrics
+    then find them computed. Each flow is the one they would compute themselves: the values do not change."""
+    videos: list[fl.VideoFlows] = []
+    for name in names:
+        for what in FLOWS.get(name, ()):
+            which, _, kind = what.partition(":")
+            est = TOF_FLOW if kind == "tof" else None
+            video = (fused_flows(src, fused, est, forward_only=est is not None) if which == "fused" else
+                     source_flows(src, which, est, masks=est is None))
+            if all(video is not v for v in videos):
+                videos.append(video)
+    pairs = [(video, i) for video in videos for i in range(len(video))]
+    for _ in (pool.map if pool is not None else map)(lambda job: job[0].pair(job[1]), pairs):
+        pass
+
+
 def rgb(frame: np.ndarray) -> np.ndarray:
     """One frame as float64 H×W×3 (grey replicated), 0–255."""
     f = np.asarray(frame, dtype=np.float64)
@@ -96,6 +123,47 @@ def grey(frame: np.ndarray) -> np.ndarray:
     return f @ BT601 if f.ndim == 3 else f
 
 
+def planes(frame: np.ndarray) -> list[np.ndarray]:
+    """:func:`rgb` as three contiguous float64 planes (a grey frame: one array, three times).
+
+    Metrics sum over channels plane by plane as ``(c0 + c1) + c2``: numpy's order for the 3-channel last axis of
+    :func:`rgb` frames, so the values keep every bit, without a reduction over a length-3 axis per pixel.
+    """
+    f = np.asarray(frame)
+    if f.ndim == 2:
+        p = f.astype(np.float64)
+        return [p, p, p]
+    return [np.ascontiguousarray(f[..., k], dtype=np.float64) for k in range(3)]
+
+
+def warp_planes(ps: list[np.ndarray], grid: fl.Grid) -> list[np.ndarray]:
+    """:func:`m3svd.flow.warp` of each plane (once for a repeated one)."""
+    if ps[0] is ps[1] is ps[2]:
+        w = grid.sample(ps[0][None])[0]
+        return [w, w, w]
+    return list(grid.sample(np.stack(ps)))
+
+
+def _each(fn, xs: list[np.ndarray], ys: list[np.ndarray]) -> list[np.ndarray]:
+    if xs[0] is xs[1] is xs[2] and ys[0] is ys[1] is ys[2]:
+        r = fn(xs[0], ys[0])
+        return [r, r, r]
+    return [fn(x, y) for x, y in zip(xs, ys, strict=True)]
+
+
+class _Frames:
+    """Per-frame conversions of a video, each made once while a metric walks its pairs (keeps the last few)."""
+
+    def __init__(self, video: np.ndarray, convert, keep: int = 3):
+        self.video, self.convert, self.keep, self.held = video, convert, keep, {}
+
+    def __getitem__(self, i: int):
+        if i not in self.held:
+            self.held = {j: v for j, v in self.held.items() if j > i - self.keep}
+            self.held[i] = self.convert(self.video[i])
+        return self.held[i]
+
+
 # --------------------------------------------------------------------------------------------- flowD
 
 
@@ -106,10 +174,12 @@ def flowd(src: Sources, fused: np.ndarray, literal: bool) -> np.ndarray:
     direction; otherwise O = O^V_{t→t−1}, which maps F_{t−1} onto frame t's grid.
     """
     vf = source_flows(src, "vi")
+    frames = _Frames(fused, planes, keep=2)
     out = np.empty(len(fused) - 1)
     for t in range(len(fused) - 1):
-        d = rgb(fused[t + 1]) - fl.warp(rgb(fused[t]), vf.fw(t) if literal else vf.bw(t))
-        out[t] = np.sqrt((d * d).sum(axis=-1)).mean()
+        warped = warp_planes(frames[t], fl.Grid(vf.fw(t) if literal else vf.bw(t)))
+        d = _each(np.subtract, frames[t + 1], warped)
+        out[t] = np.sqrt((d[0] * d[0] + d[1] * d[1]) + d[2] * d[2]).mean()
     return out
 
 
@@ -120,12 +190,14 @@ def biswe(src: Sources, fused: np.ndarray) -> np.ndarray:
     """VF-Bench BiSWE per triplet: Σ_{s=t±1} Σ M_s d_s / (Σ M_s + 1e−10), fused-video flows, masks of both sources."""
     ff = fused_flows(src, fused)
     irf, vif = source_flows(src, "ir"), source_flows(src, "vi")
+    frames = _Frames(fused, planes)
     out = np.empty(len(fused) - 2)
     for t in range(1, len(fused) - 1):
-        centre, err = rgb(fused[t]), 0.0
+        err = 0.0
         for s, o, mask in ((t - 1, ff.bw(t - 1), irf.fb_b(t - 1) & vif.fb_b(t - 1)),
                            (t + 1, ff.fw(t), irf.fb_a(t) & vif.fb_a(t))):
-            d = np.abs(centre - fl.warp(rgb(fused[s]), o)).mean(axis=-1)
+            a = _each(lambda c, w: np.abs(c - w), frames[t], warp_planes(frames[s], fl.Grid(o)))
+            d = ((a[0] + a[1]) + a[2]) / 3  # the mean over channels
             err += float((d * mask).sum()) / (float(mask.sum()) + 1e-10)
         out[t - 1] = err
     return out
@@ -148,10 +220,12 @@ def ms2r(src: Sources, fused: np.ndarray) -> np.ndarray:
 def warp_error(src: Sources, fused: np.ndarray) -> np.ndarray:
     """Lai et al.: Σ M (W(F_{t+1}, O^V_{t→t+1}) − F_t)² / (3 Σ M) on [0, 1] RGB, M = Lai's non-occlusion on V."""
     vf = source_flows(src, "vi")
+    frames = _Frames(fused, lambda f: _each(np.divide, planes(f), [255.0] * 3), keep=2)
     out = np.empty(len(fused) - 1)
     for t in range(len(fused) - 1):
         m = vf.noc(t)
-        d = (fl.warp(rgb(fused[t + 1]) / 255.0, vf.fw(t)) - rgb(fused[t]) / 255.0)[m]
+        d = _each(np.subtract, warp_planes(frames[t + 1], fl.Grid(vf.fw(t))), frames[t])
+        d = np.stack([x[m] for x in d], axis=-1)  # the masked pixels × 3, in the order of the H×W×3 frame
         n = 3 * int(m.sum()) or d.size or 1
         out[t] = float((d * d).sum()) / n
     return out
@@ -172,8 +246,14 @@ def tof(src: Sources, fused: np.ndarray) -> np.ndarray:
     refs = (source_flows(src, "ir", TOF_FLOW, masks=False), source_flows(src, "vi", TOF_FLOW, masks=False))
     out = np.empty(len(fused) - 1)
     for t in range(len(fused) - 1):
-        of = _crop8(ff.fw(t)).astype(np.float64)
-        out[t] = 0.5 * sum(float(np.sqrt(((of - _crop8(r.fw(t))) ** 2).sum(axis=-1)).mean()) for r in refs)
+        of = _crop8(ff.fw(t))
+        ox, oy = (np.ascontiguousarray(of[..., k], dtype=np.float64) for k in (0, 1))
+        total = 0.0
+        for r in refs:
+            rf = _crop8(r.fw(t))
+            dx, dy = ox - rf[..., 0], oy - rf[..., 1]
+            total += float(np.sqrt(dx * dx + dy * dy).mean())  # x² + y²: the sum over the last axis of 2
+        out[t] = 0.5 * total
     return out
 
 
@@ -197,13 +277,14 @@ def tgf(src: Sources, fused: np.ndarray) -> np.ndarray:
     leaves δF = the motion residual, both are penalised.
     """
     vif, irf = source_flows(src, "vi"), source_flows(src, "ir")
+    videos = [_Frames(x, grey, keep=2) for x in (fused, src.vi, src.ir)]
     out = np.empty(len(fused) - 1)
     for t in range(len(fused) - 1):
-        o = vif.bw(t)
         m = vif.fb_b(t) & irf.fb_b(t)
         if not m.any():
             m = np.ones_like(m)
-        delta = [grey(x[t + 1]) - fl.warp(grey(x[t]), o) for x in (fused, src.vi, src.ir)]
+        warped = fl.Grid(vif.bw(t)).sample(np.stack([x[t] for x in videos]))  # the three videos, one flow
+        delta = [x[t + 1] - w for x, w in zip(videos, warped, strict=True)]
         out[t] = 0.5 * sum(float(np.abs(delta[0] - d)[m].mean()) for d in delta[1:])
     return out
 
