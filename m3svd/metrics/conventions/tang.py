@@ -60,6 +60,7 @@ from scipy import fft as sfft
 from m3svd.metrics import register
 from m3svd.metrics.base import Metric, MetricError, Sources, fused_memo
 from m3svd.metrics.pixel import (
+    centred,
     correlate_valid,
     entropy_bits,
     entropy_mi,
@@ -424,11 +425,20 @@ def compute_psnr(reader: Reader, offset_bug: bool):
     return compute
 
 
+def _centred_sources(reader: Reader, sources: Sources, unit: float):
+    """Each source's :func:`centred` planes, once per :class:`Sources` (CC and SCD correlate against them)."""
+    def both():
+        ir, vi = reader.sources(sources)
+        return centred(floats(ir, unit)), centred(floats(vi, unit))
+
+    return reader.memo(sources, ("centred", unit), both)
+
+
 def compute_cc(reader: Reader, unit: float = 1):
     def compute(sources, fused):
-        ir, vi = reader.sources(sources)
-        f = floats(_fused(reader, fused), unit)
-        return (pearson(floats(ir, unit), f) + pearson(floats(vi, unit), f)) / 2
+        c_ir, c_vi = _centred_sources(reader, sources, unit)
+        f = centred(floats(_fused(reader, fused), unit))
+        return (pearson(c_ir, f) + pearson(c_vi, f)) / 2
 
     return compute
 
@@ -437,7 +447,8 @@ def compute_scd(reader: Reader, unit: float = 1):
     def compute(sources, fused):
         ir, vi = reader.sources(sources)
         a, b, f = floats(ir, unit), floats(vi, unit), floats(_fused(reader, fused), unit)
-        return pearson(f - b, a) + pearson(f - a, b)
+        c_a, c_b = _centred_sources(reader, sources, unit)
+        return pearson(f - b, c_a) + pearson(f - a, c_b)
 
     return compute
 
