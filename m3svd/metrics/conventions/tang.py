@@ -425,13 +425,15 @@ def compute_psnr(reader: Reader, offset_bug: bool):
     return compute
 
 
+def _source_floats(reader: Reader, sources: Sources, unit: float):
+    """Each source as :func:`floats` of ``unit``, once per :class:`Sources`."""
+    return reader.memo(sources, ("floats", unit), lambda: tuple(floats(x, unit) for x in reader.sources(sources)))
+
+
 def _centred_sources(reader: Reader, sources: Sources, unit: float):
     """Each source's :func:`centred` planes, once per :class:`Sources` (CC and SCD correlate against them)."""
-    def both():
-        ir, vi = reader.sources(sources)
-        return centred(floats(ir, unit)), centred(floats(vi, unit))
-
-    return reader.memo(sources, ("centred", unit), both)
+    return reader.memo(sources, ("centred", unit),
+                       lambda: tuple(centred(x) for x in _source_floats(reader, sources, unit)))
 
 
 def compute_cc(reader: Reader, unit: float = 1):
@@ -445,9 +447,9 @@ def compute_cc(reader: Reader, unit: float = 1):
 
 def compute_scd(reader: Reader, unit: float = 1):
     def compute(sources, fused):
-        ir, vi = reader.sources(sources)
-        a, b, f = floats(ir, unit), floats(vi, unit), floats(_fused(reader, fused), unit)
+        a, b = _source_floats(reader, sources, unit)
         c_a, c_b = _centred_sources(reader, sources, unit)
+        f = floats(_fused(reader, fused), unit)
         return pearson(f - b, c_a) + pearson(f - a, c_b)
 
     return compute
@@ -490,16 +492,13 @@ def compute_nabf(reader: Reader, tang_order: bool, unit: float = 1, maps=nabf_ma
     """``tang_order``: ``analysis_nabf(IR, VI, F)`` — IR as the fused image, (VI, F) as sources. ``maps``: (g, α)
     of one 2-D float64 frame (:func:`nabf_maps`; the 2022 toolbox's [0, 1] data needs Octave's summation order)."""
 
-    levels = unit == 1 and maps is nabf_maps  # nabf_maps takes the uint8 grey itself (its exact integer path)
+    # nabf_maps takes the uint8 grey itself (its exact integer path)
+    prepare = (lambda x: x) if unit == 1 and maps is nabf_maps else (lambda x: floats(x, unit))
 
     def compute(sources, fused):
-        if levels:
-            source_maps = reader.memo(sources, "nabf_maps", lambda: [
-                (maps(a), maps(b)) for a, b in zip(*reader.sources(sources), strict=True)])
-            f = _fused(reader, fused)
-        else:
-            source_maps = _source_pairs(reader, sources, "nabf_maps", maps, unit)
-            f = floats(_fused(reader, fused), unit)
+        source_maps = reader.memo(sources, "nabf_maps", lambda: [
+            (maps(prepare(a)), maps(prepare(b))) for a, b in zip(*reader.sources(sources), strict=True)])
+        f = prepare(_fused(reader, fused))
         out = []
         for (m_ir, m_vi), x in zip(source_maps, f, strict=True):
             m_f = maps(x)
