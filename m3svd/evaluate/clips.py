@@ -28,10 +28,7 @@ class Stream:
 
     def __init__(self, job: Job, source: Source, out: str, clip: Clip, reference: Clip, span: range):
         self.job, self.source, self.clip, self.span = job, source, clip, span
-        self.method = source.build() if isinstance(source, MethodSpec) else None
-        if self.method is not None and "ir" in self.method.inputs and "ir" not in job.protocol.inputs:
-            raise EvaluationError(f"method {self.method.name!r} needs infrared input; protocol {job.protocol.id} "
-                                  f"gives visible frames only")
+        self.method = source.build_for(job.protocol) if isinstance(source, MethodSpec) else None
         self.identity = (self.method or source).identity()
         self.key = run_key(job, source, clip, reference, self.identity)
         self.out = Path(out)

@@ -19,23 +19,22 @@ def run_jobs(jobs: list[Job], workers: int, progress: bool | str) -> list[str]:
     if workers <= 1 or len(jobs) == 1:
         if progress != "lines":  # a terminal shows each clip's own bar
             return [evaluate_clip(job) for job in jobs]
-        bar = progress_bar(progress, len(jobs), "evaluate", unit="clip")
-        outcomes = []
-        for job in jobs:
-            outcomes.append(evaluate_clip(job))
-            bar.update(1)
-        bar.close()
-        return outcomes
+        return _counted(map(evaluate_clip, jobs), len(jobs), progress)
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
                              initializer=_limit_threads, initargs=(threads_per_worker(workers),)) as pool:
         futures = [pool.submit(evaluate_clip, job) for job in jobs]
-        bar = progress_bar(progress, len(jobs), "evaluate", unit="clip")
-        outcomes = []
-        for future in futures:
-            outcomes.append(future.result())
-            bar.update(1)
-        bar.close()
-        return outcomes
+        return _counted((future.result() for future in futures), len(jobs), progress)
+
+
+def _counted(outcomes, n: int, progress: bool | str) -> list[str]:
+    """The clips' outcomes in order, counted on a progress bar (or lines) as each arrives."""
+    bar = progress_bar(progress, n, "evaluate", unit="clip")
+    done = []
+    for outcome in outcomes:
+        done.append(outcome)
+        bar.update(1)
+    bar.close()
+    return done
 
 
 EXECUTORS = ("local", "ray")

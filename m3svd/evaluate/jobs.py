@@ -28,6 +28,14 @@ class MethodSpec:
 
         return methods.create(self.name, device=self.device, weights=self.weights, **dict(self.options))
 
+    def build_for(self, protocol):
+        """:meth:`build`, refusing a method that needs infrared on a protocol that gives visible frames only."""
+        built = self.build()
+        if "ir" in built.inputs and "ir" not in protocol.inputs:
+            raise EvaluationError(f"method {self.name!r} needs infrared input; protocol {protocol.id} gives "
+                                  f"visible frames only")
+        return built
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -60,15 +68,6 @@ class Subset:
     def to_dict(self) -> dict:
         return {"clips": list(self.clips) if self.clips else None,
                 "frames": list(self.frames) if self.frames else None}
-
-    def describe(self) -> str:
-        parts = []
-        if self.clips:
-            parts.append("clips " + ",".join(self.clips))
-        if self.frames:
-            start, stop = self.frames
-            parts.append(f"frames {start}:{'' if stop is None else stop}")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -178,11 +178,7 @@ def _check_source(source: Source, protocol: Protocol):
         if not Path(source.folder).is_dir():
             raise EvaluationError(f"{source.folder}: no such predictions folder")
         return None
-    built = source.build()
-    if "ir" in built.inputs and "ir" not in protocol.inputs:
-        raise EvaluationError(f"method {source.name!r} needs infrared input; protocol {protocol.id} gives "
-                              f"visible frames only")
-    return built
+    return source.build_for(protocol)
 
 
 def _finish(protocol, out: Path, outcomes: list[str], jobs: list[Job], clipset, dataset: str, missing: list[str],

@@ -29,8 +29,7 @@ def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dic
         "protocol": job.protocol.sha256,
         "method": identity,
         "inputs": [s.identity() for s in (clip.ir_source, clip.vi_source, reference.ir_source, reference.vi_source)],
-        "metrics": [metrics.get(n, job.protocol.convention).id + "#" + metrics.get(n, job.protocol.convention).version
-                    for n in names],
+        "metrics": [f"{m.id}#{m.version}" for m in (metrics.get(n, job.protocol.convention) for n in names)],
         "restoration": [m.id + "#" + m.version for m in restoration_metrics(job.protocol)],
         "schema": RESULTS_SCHEMA,
     }
@@ -38,7 +37,8 @@ def run_key(job: Job, source: Source, clip: Clip, reference: Clip, identity: dic
         parts["subset"] = job.subset.to_dict()
     if isinstance(source, Predictions):
         folder = Path(source.folder) / clip.name
-        parts["predictions"] = [f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in list_images(folder)]
+        parts["predictions"] = [f"{p.name} {st.st_size} {st.st_mtime_ns}" for p in list_images(folder)
+                                for st in (p.stat(),)]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 

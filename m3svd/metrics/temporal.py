@@ -76,7 +76,7 @@ def fused_flows(src: Sources, fused: np.ndarray, est: fl.Estimator | None = None
                 forward_only: bool = False) -> fl.VideoFlows:
     """Flows of a fused video; the last one seen per estimator is kept, so metrics scoring it share the work."""
     est = est or _estimator(src)
-    digest = hashlib.sha256(np.ascontiguousarray(fused).tobytes()).hexdigest()
+    digest = hashlib.sha256(np.ascontiguousarray(fused).data).hexdigest()
     slot = ("temporal", "fused", est.id, forward_only)
     held = src._memo.get(slot)
     if held is None or held[0] != digest:
@@ -97,15 +97,12 @@ def prefetch(src: Sources, fused: np.ndarray, names, pool=None) -> None:
     """Compute every flow (and mask) that the temporal metrics ``names`` read on ``fused`` and its sources, its
     pairs spread over ``pool`` (a ``ThreadPoolExecutor``; OpenCV, numpy and torch release the GIL), so the metrics
     then find them computed. Each flow is the one they would compute themselves: the values do not change."""
-    videos: list[fl.VideoFlows] = []
-    for name in names:
-        for what in FLOWS.get(name, ()):
-            which, _, kind = what.partition(":")
-            est = TOF_FLOW if kind == "tof" else None
-            video = (fused_flows(src, fused, est, forward_only=est is not None) if which == "fused" else
-                     source_flows(src, which, est, masks=est is None))
-            if all(video is not v for v in videos):
-                videos.append(video)
+    videos = []
+    for what in dict.fromkeys(w for name in names for w in FLOWS.get(name, ())):
+        which, _, kind = what.partition(":")
+        est = TOF_FLOW if kind == "tof" else None
+        videos.append(fused_flows(src, fused, est, forward_only=est is not None) if which == "fused" else
+                      source_flows(src, which, est, masks=est is None))
     pairs = [(video, i) for video in videos for i in range(len(video))]
     for _ in (pool.map if pool is not None else map)(lambda job: job[0].pair(job[1]), pairs):
         pass
