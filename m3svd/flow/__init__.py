@@ -226,7 +226,7 @@ def raft(variant: str = "large", weights: str | Path | None = None, iters: int =
         raise FlowError(f"RAFT: unknown variant {variant!r}; choose {', '.join(arch.ARCHITECTURES)}")
     filename = arch.DEFAULT_FILES[variant]
     path = find_weights(filename, f"RAFT-{variant}", weights, env=f"M3SVD_RAFT_{variant.upper()}",
-                        url=f"https://download.pytorch.org/models/{filename}", name=f"raft-{variant}")
+                        name=f"raft-{variant}")
     model = arch.ARCHITECTURES[variant]()
     model.load_state_dict(load_state_dict(path, f"RAFT-{variant}"), strict=True)
     model.eval().to(device)

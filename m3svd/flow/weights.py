@@ -3,8 +3,8 @@
 Deep flow networks, the feaCD backbone and NIQE's model need files that no package index ships. They are looked
 up, in this order, at an explicit ``path``, at ``$<ENV>`` (a file), in ``$M3SVD_WEIGHTS`` (a folder of the user's
 own files, used as given), then through :mod:`m3svd.weights` for a registered file (the weights cache and torch's
-hub cache, verified against the registry; downloaded on first use unless ``M3SVD_OFFLINE=1``). Without a
-registry name the cache folders are only searched. A miss is one line naming the file and where to get it.
+hub cache, verified against the registry; downloaded on first use unless ``M3SVD_OFFLINE=1``). A miss is one line
+naming the file and where to get it.
 """
 
 from __future__ import annotations
@@ -12,28 +12,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from m3svd.paths import default_root
 from m3svd.weights import WeightsMissing, load_state_dict
 
-__all__ = ["WeightsMissing", "find_weights", "load_state_dict", "search_dirs"]
+__all__ = ["WeightsMissing", "find_weights", "load_state_dict"]
 
 
-def search_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("M3SVD_WEIGHTS"):
-        dirs.append(Path(os.environ["M3SVD_WEIGHTS"]).expanduser())
-    dirs.append(default_root() / "weights")
-    torch_home = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
-    dirs.append(Path(torch_home).expanduser() / "hub" / "checkpoints")
-    return dirs
-
-
-def find_weights(filename: str, what: str, path: str | Path | None = None, env: str | None = None,
-                 url: str | None = None, name: str | None = None) -> Path:
+def find_weights(filename: str, what: str, path: str | Path | None = None, env: str | None = None, *,
+                 name: str) -> Path:
     """The weights file for ``what`` (e.g. "ResNet-18 ImageNet"), or :class:`WeightsMissing` in one line.
 
-    ``name``: the file's entry in the weights registry, which then supplies (and verifies) it when the user did
-    not name a file."""
+    ``name``: the file's entry in the weights registry, which supplies (and verifies) it when the user did not
+    name a file."""
     if path is not None:
         p = Path(path).expanduser()
         if p.is_file():
@@ -44,17 +33,7 @@ def find_weights(filename: str, what: str, path: str | Path | None = None, env: 
         if p.is_file():
             return p
         raise WeightsMissing(f"{what} weights not found: {p} (from ${env}; no such file)")
-    if name is not None:
-        from m3svd import weights
+    from m3svd import weights
 
-        user = Path(os.environ["M3SVD_WEIGHTS"]).expanduser() / filename if os.environ.get("M3SVD_WEIGHTS") else None
-        return user if user is not None and user.is_file() else weights.ensure(name).path
-    looked = [d / filename for d in search_dirs()]
-    for p in looked:
-        if p.is_file():
-            return p
-    hint = f"; fetch {url} once and pass its path" if url else "; pass its path"
-    hint += f" or set ${env}" if env else ""
-    raise WeightsMissing(f"{what} weights not found: {filename} (looked in {', '.join(str(p.parent) for p in looked)})"
-                         + hint)
-
+    user = Path(os.environ["M3SVD_WEIGHTS"]).expanduser() / filename if os.environ.get("M3SVD_WEIGHTS") else None
+    return user if user is not None and user.is_file() else weights.ensure(name).path

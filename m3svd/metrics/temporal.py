@@ -340,7 +340,7 @@ def find_resnet18(path: str | Path | None = None) -> Path:
     from m3svd.flow.weights import find_weights
 
     return find_weights(RESNET18_FILE, "feaCD backbone ResNet-18 ImageNet", path, env="M3SVD_RESNET18",
-                        url=RESNET18_URL, name="resnet18")
+                        name="resnet18")
 
 
 def load_resnet18(path: str | Path | None = None):
