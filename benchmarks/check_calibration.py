@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -50,6 +49,7 @@ import numpy as np
 from m3svd.data import checks as ck
 from m3svd.data.frames import to_grey
 from m3svd.data.layouts import REGISTRATION_TOLERANCE_PX, open_dataset
+from m3svd.files import atomic_text
 
 HERE = Path(__file__).resolve().parents[1]
 WINDOWS = (6, 10, 20, 0)  # 0: the whole clip
@@ -288,13 +288,6 @@ def registration_tables(rows, null: np.ndarray, clips) -> list[str]:
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=HERE.parent / "shared" / "data")
@@ -353,7 +346,8 @@ def main(argv=None) -> int:
         f"Runtime: {loaded - start:.0f} s decoding, {synced - loaded:.0f} s sync, {done - synced:.0f} s registration "
         f"({os.cpu_count()} cores).", "",
     ]
-    write_atomic(args.out, "\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_text(args.out, "\n".join(lines))
     print("\n".join(lines))
     print(f"written {args.out}")
     return 0

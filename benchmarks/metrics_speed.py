@@ -47,7 +47,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from m3svd import metrics
+from m3svd import metrics, protocols
 from m3svd.memory import keep_freed_memory
 from m3svd.metrics import Sources
 
@@ -59,7 +59,6 @@ CDDFUSE_SET = {"en": "EN", "sd": "SD", "sf": "SF", "ag": "AG", "mi": "MI", "mse"
                "psnr": "PSNR", "scd": "SCD", "vif": "VIFF", "qabf": "Qabf", "ssim": "SSIM"}
 FUSED_ONLY = ("EN", "SD", "SF", "AG")
 VFBENCH_SET = {"vif": "Metric_VIF", "ssim": "Metric_SSIM", "mi": "Metric_MI", "qabf": "Metric_Qabf"}
-M3SVD_PROTOCOL = Path(__file__).resolve().parents[1] / "m3svd" / "protocols" / "m3svd-clean.toml"
 
 
 def load_frames(data: Path, n: int):
@@ -83,10 +82,8 @@ def load_frames(data: Path, n: int):
 
 
 def protocol_set() -> list[str]:
-    """The ``m3svd-clean`` protocol's image metrics (read from the protocol file, so the benchmark follows it)."""
-    import tomllib
-
-    return tomllib.loads(M3SVD_PROTOCOL.read_text())["metrics"]["image"]
+    """The ``m3svd-clean`` protocol's image metrics (from the protocol, so the benchmark follows it)."""
+    return list(protocols.load("m3svd-clean").image_metrics)
 
 
 def metric_set(convention: str):

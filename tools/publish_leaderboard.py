@@ -22,12 +22,12 @@ from pathlib import Path
 
 from m3svd import protocols
 from m3svd.evaluate import MethodSpec, fuse
+from m3svd.evaluate.compare import REFERENCE_METHODS
 from m3svd.leaderboard.origin import published_origin, toolkit_origin
 from m3svd.leaderboard.schema import Metadata, read_manifest, record_dirs
 from m3svd.leaderboard.submit import Entry, submit_many
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-REFERENCES = ("ir", "vi", "average")
 FUSION = ("ir", "vi", "average", "max", "laplacian", "dwt", "gff", "gff-temporal")
 VISIBLE_ONLY = ("vi", "clahe", "gf-detail")
 PUBLISHED = {"tno42": "tno42-fused", "vifb21": "vifb21-fused"}  # protocol -> published-outputs subset
@@ -69,7 +69,7 @@ def entries_for(protocol, root: Path, work: Path, done: set[str]) -> list[Entry]
             fuse(protocol, MethodSpec(method), folder, root=root, progress=sys.stderr.isatty())
             (folder / ".complete").touch()
         entries.append(Entry(folder, method, Metadata(method=method),
-                             method in REFERENCES, toolkit_origin(method, protocol.key)))
+                             method in REFERENCE_METHODS, toolkit_origin(method, protocol.key)))
     subset = PUBLISHED.get(protocol.id)
     if subset:
         known = papers()

@@ -58,6 +58,12 @@ BLANK_RANGE = 2  # a frame whose grey levels span at most this is blank (black, 
 FROZEN_MAD_LOSSY = 0.25  # mean |difference| below which two decoded lossy frames count as the same
 
 
+def worst(statuses) -> str:
+    """The heading of several statuses: ``fail`` > ``warn`` > ``inconclusive`` > ``ok``."""
+    found = set(statuses)
+    return next((s for s in (FAIL, WARN, INCONCLUSIVE) if s in found), OK)
+
+
 @dataclass
 class Check:
     name: str
@@ -84,8 +90,7 @@ class ClipReport:
     @property
     def status(self) -> str:
         """The clip's heading: its worst check, ``fail`` > ``warn`` > ``inconclusive`` > ``ok``."""
-        found = {c.status for c in self.checks}
-        return next((s for s in (FAIL, WARN, INCONCLUSIVE) if s in found), OK)
+        return worst(c.status for c in self.checks)
 
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
@@ -129,8 +134,7 @@ class DatasetReport:
         lines = [f"{self.root}: layout {self.layout}, {len(grouped)} clip(s){extra}"]
         statuses = {}
         for (name, split), reports in grouped.items():
-            found = {r.status for r in reports}
-            statuses[name, split] = next((s for s in (FAIL, WARN, INCONCLUSIVE) if s in found), OK)
+            statuses[name, split] = worst(r.status for r in reports)
             lines.append(f"{HEADINGS[statuses[name, split]]} {name}" + (f" [{split}]" if split else ""))
             for c in reports:
                 size = f"{c.size[1]}×{c.size[0]}" if c.size else "?"

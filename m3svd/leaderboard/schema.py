@@ -22,10 +22,6 @@ INDEX = "index.json"
 TABLE = "leaderboard.parquet"
 REPORTED = "reported.csv"
 RECORD_FILES = ("results.parquet", "summary.parquet", "run.json", "manifest.json")
-# Toolkit methods that only pass a source through (or average the two): shown beside the entries as references to
-# beat, never ranked among them. A record is a reference when its frames came from one of these methods run by the
-# toolkit (results' source "method"), never because of the display name a submitter chose.
-
 # leaderboard.parquet, long format: one row per protocol × submission × clip (or OVERALL) × metric.
 # rank: 1 = best on that metric (an undefined value ranks last); group, weight: the metric's ranking group and share
 # of the score (""/0 when the protocol's [ranking] leaves it out); group_score: the submission's mean rank over that

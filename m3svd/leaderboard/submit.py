@@ -170,7 +170,7 @@ def submit_many(entries: list[Entry], protocol: Protocol | str | Path, root: str
         made = []
         for i, (entry, inspection, run) in enumerate(zip(entries, inspections, runs, strict=True)):
             run_info = json.loads((run.out / "run.json").read_text())
-            if run_info.get("partial") or run.partial:  # a --clips/--frames preview is never a protocol's result
+            if run.partial:  # a --clips/--frames preview is never a protocol's result
                 raise SubmissionError(f"{entry.directory}: scored on part of protocol {protocol.key} only "
                                       f"({run_info.get('subset')}); only complete runs may enter the leaderboard")
             if not run_info.get("complete"):

@@ -59,7 +59,7 @@ def _numpy(array) -> tuple[np.ndarray, bool]:
     return np.asarray(array), False
 
 
-def _layout(a: np.ndarray, channels_first: bool, name: str, shape) -> tuple[np.ndarray, bool]:
+def _layout(a: np.ndarray, channels_first: bool, name: str) -> tuple[np.ndarray, bool]:
     """``(N×H×W or N×H×W×3 view, single)``: ``single`` when no batch axis was passed."""
     channels = (1, 3)
     if a.ndim == 2:
@@ -77,7 +77,7 @@ def _layout(a: np.ndarray, channels_first: bool, name: str, shape) -> tuple[np.n
         if a.shape[-1] in channels:
             return a, False
     raise ValueError(f"{name}: expected H×W, H×W×C, N×H×W, N×H×W×C or N×C×H×W frames with C = 1 or 3, "
-                     f"found shape {tuple(shape)}")
+                     f"found shape {tuple(a.shape)}")
 
 
 def to_levels(name: str, array, data_range: float | None = None) -> tuple[np.ndarray, bool]:
@@ -89,7 +89,7 @@ def to_levels(name: str, array, data_range: float | None = None) -> tuple[np.nda
     a, channels_first = _numpy(array)
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise ValueError(f"{name}: expected uint8, uint16 or float frames, found dtype {a.dtype}")
-    a, single = _layout(a, channels_first, name, a.shape)
+    a, single = _layout(a, channels_first, name)
     if a.shape[-1] == 1 and a.ndim == 4:
         a = a[..., 0]
     top = data_range_of(a.dtype, data_range, name)

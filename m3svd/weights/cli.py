@@ -50,7 +50,7 @@ def cmd_path(args) -> int:
 
 def cmd_download(args) -> int:
     from m3svd import weights
-    from m3svd.data.download import Options, human
+    from m3svd.data.download import Options
 
     names = list(weights.registry()) if args.all else args.name
     if not names:
