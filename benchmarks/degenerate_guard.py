@@ -20,9 +20,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from m3svd.data.frames import read_image
 from m3svd.leaderboard import degenerate as dg
 
 DEFAULTS = {
@@ -34,12 +34,7 @@ DEFAULTS = {
 
 
 def read_grey(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SystemExit(f"{path}: cannot decode image")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-    return dg.grey(image)
+    return dg.grey(read_image(path))
 
 
 def vifb_items(fused: Path, inputs: Path):

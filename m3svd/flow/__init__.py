@@ -326,14 +326,14 @@ class Grid:
         return out[0].numpy()
 
 
-def warp(image: np.ndarray, flow: np.ndarray | Grid) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp, float64: ``out(p) = image(p + flow(p))`` bilinear, border clamp (``H×W`` or ``H×W×C``).
 
     torch ``grid_sample`` in float64 (``align_corners=True``, ``'border'``, VF-Bench's call): exact bilinear to
     ~1e-11, unlike ``cv2.remap``'s 1/32-px fixed-point weights, so it matches the float32 reference to its rounding.
-    ``flow`` may be a :class:`Grid` made once for several images.
+    :class:`Grid` keeps one flow's sampling grid for several images.
     """
-    return (flow if isinstance(flow, Grid) else Grid(flow)).warp(image)
+    return Grid(flow).warp(image)
 
 
 def fb_mask(fw: np.ndarray, bw: np.ndarray, threshold: float = FB_THRESHOLD) -> np.ndarray:
