@@ -90,13 +90,13 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     for name in present:
         clip = clipset.clip(name, protocol.split, protocol.variant)
         try:
-            frame_range(protocol, clip)
+            frames = frame_range(protocol, clip)
         except M3SVDError as error:  # the protocol does not fit this dataset: nothing to check frames against
             result.problems.append(str(error))
             clean = False
             continue
         problems, summary = _inspect_clip(directory / name, clip, video=bool(protocol.temporal_metrics),
-                                          reference=reference, published=published, frames=protocol.frames)
+                                          reference=reference, published=published, frames=frames)
         result.problems += problems
         result.lossy = result.lossy or bool(summary and summary.pop("lossy"))
         mapped += summary.pop("mapped") if summary else []
@@ -119,17 +119,18 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
 
 
 def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = False,
-                  published: set[str] | frozenset = frozenset(), frames=(0, None)) -> tuple[list[str], dict | None]:
+                  published: set[str] | frozenset = frozenset(),
+                  frames: tuple[int, int] | None = None) -> tuple[list[str], dict | None]:
     """Problems of one clip's folder, and (when every frame was readable) its hashes.
 
-    The folder holds every frame of the clip, or exactly the protocol's ``frames`` range (numbered as in the clip),
-    as `m3svd evaluate --predictions` reads it.
+    The folder holds every frame of the clip, or exactly the protocol's ``frames`` range ``(start, stop)``, checked
+    against the clip (numbered as in the clip; None: all), as `m3svd evaluate --predictions` reads it.
     """
     n = len(clip)
     if not folder.is_dir():
         return [f"{folder}: missing; expected {n} fused frames for clip {clip.name}"], None
     files = list_images(folder)
-    start, stop = frames[0], n if frames[1] is None else min(frames[1], n)
+    start, stop = frames or (0, n)
     first, n = (start, stop - start) if len(files) == stop - start < n else (0, n)
     problems = []
     others = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
