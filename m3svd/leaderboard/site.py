@@ -227,15 +227,16 @@ def _strip_shots(table, key: str, wide, leaderboard_dir: Path, root, fused: Path
     """The chosen frames' thumbnails: IR, VIS, then each method in table order (``ir``/``vi`` references are the
     first two tiles already). A method's frames are used only when its clip folder's file hashes equal the record's.
     """
-    import hashlib
-
     from m3svd.data.frames import list_images, read_image, to_rgb
     from m3svd.errors import M3SVDError
+    from m3svd.files import sha256_file
+    from m3svd.leaderboard.validate import joined_sha256
 
     rows = table[(table["protocol"] == key) & (table["clip"] != OVERALL)]
     clips = list(dict.fromkeys(rows["clip"]))
     chosen = list(dict.fromkeys([clips[0], clips[len(clips) // 2]]))[:STRIP_CLIPS] if clips else []
-    first = read_manifest(submissions_dir(leaderboard_dir) / wide["submission"].iloc[0])
+    manifests = {s: read_manifest(submissions_dir(leaderboard_dir) / s) for s in wide["submission"]}
+    first = manifests[wide["submission"].iloc[0]]
     clipset = _dataset(first, root)
     scored = _scored(submissions_dir(leaderboard_dir) / wide["submission"].iloc[0] / "results.parquet")
     shots, missing = [], []
@@ -248,7 +249,7 @@ def _strip_shots(table, key: str, wide, leaderboard_dir: Path, root, fused: Path
         ir, vi = clip.frames(frame, frame + 1)
         tiles = [("IR", figures.thumbnail(ir[0])), ("VIS", figures.thumbnail(vi[0]))]
         for _, r in wide.iterrows():
-            manifest = read_manifest(submissions_dir(leaderboard_dir) / r["submission"])
+            manifest = manifests[r["submission"]]
             image = None
             method = (manifest.get("origin") or {}).get("method")  # frames the toolkit's own method made
             if r["reference"] and method in ("ir", "vi"):
@@ -266,9 +267,7 @@ def _strip_shots(table, key: str, wide, leaderboard_dir: Path, root, fused: Path
                 if not files:
                     continue
                 expected = manifest.get("clips", {}).get(name, {}).get("files_sha256")
-                digest = hashlib.sha256("".join(hashlib.sha256(p.read_bytes()).hexdigest()
-                                                for p in files).encode()).hexdigest()
-                if digest == expected and frame < len(files):
+                if joined_sha256(sha256_file(p) for p in files) == expected and frame < len(files):
                     image = figures.thumbnail(to_rgb(read_image(files[frame])))
                     break
             if image is None:

@@ -118,6 +118,11 @@ def inspect(directory: str | Path, protocol: Protocol | str | Path, root: str | 
     return result
 
 
+def joined_sha256(digests) -> str:
+    """A clip folder's digest: sha256 of its frames' hex digests joined in order (fused_sha256, files_sha256)."""
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
 def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = False,
                   published: set[str] | frozenset = frozenset(),
                   frames: tuple[int, int] | None = None) -> tuple[list[str], dict | None]:
@@ -204,8 +209,8 @@ def _inspect_clip(folder: Path, clip, video: bool = False, reference: bool = Fal
         return problems, None
     summary = {
         "frames": n,
-        "fused_sha256": hashlib.sha256("".join(frame_digests).encode()).hexdigest(),
-        "files_sha256": hashlib.sha256("".join(file_digests).encode()).hexdigest(),
+        "fused_sha256": joined_sha256(frame_digests),
+        "files_sha256": joined_sha256(file_digests),
         "lossy": lossy,
         "mapped": [] if reference else mapped_frames,
     }
