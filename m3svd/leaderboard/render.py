@@ -43,7 +43,7 @@ def ranked(table, key: str):
     import pandas as pd
 
     overall = table[(table["protocol"] == key) & (table["clip"] == OVERALL)]
-    primary = [m for _, members in _ranking_groups(table, key) for m in members["metric"]]
+    primary = ranking_metrics(table, key)
     metrics = primary + [m for m in dict.fromkeys(overall["metric"]) if m not in primary]
     rows = []
     for submission, group in overall.groupby("submission", sort=False):
@@ -63,17 +63,22 @@ def ranked(table, key: str):
     return wide.reset_index(drop=True), metrics, {m: bool(v) for m, v in directions.items()}
 
 
-def _ranking_groups(table, key: str) -> list:
+def ranking_groups(table, key: str) -> list:
     """``(group, its metric rows)`` of the protocol's ranking, heaviest group first (ties: protocol order)."""
     rows = table[(table["protocol"] == key) & (table["clip"] == OVERALL) & (table["weight"] > 0)]
     groups = list(rows.drop_duplicates("metric").groupby("group", sort=False))
     return sorted(groups, key=lambda item: -round(item[1]["weight"].sum(), 12))
 
 
+def ranking_metrics(table, key: str) -> list[str]:
+    """The metrics that order the protocol's table, group by group (as :func:`ranked` puts them first)."""
+    return [m for _, members in ranking_groups(table, key) for m in members["metric"]]
+
+
 def ranking_line(table, key: str) -> str:
     """What orders the table, as declared by the protocol: groups, their metrics and shares of the score."""
     parts = [f"{group} ({', '.join(members['metric'])}) {members['weight'].sum():.0%}"
-             for group, members in _ranking_groups(table, key)]
+             for group, members in ranking_groups(table, key)]
     return ("ranked by score = weighted mean of per-metric ranks (lower is better; an undefined value ranks last): "
             + " · ".join(parts))
 

@@ -27,6 +27,7 @@ from m3svd.leaderboard.render import (
     load_reported,
     protocols_in,
     ranked,
+    ranking_groups,
     ranking_line,
     reported_groups,
 )
@@ -121,17 +122,10 @@ class Site:
     def _section(self, key: str) -> dict:
         wide, metrics, directions = ranked(self.table, key)
         anchor = slug(key)
-        rows = self.table[(self.table["protocol"] == key) & (self.table["clip"] == OVERALL)]
-        ranking = rows[rows["weight"] > 0].drop_duplicates("metric").set_index("metric")
-        primary = [m for m in metrics if m in ranking.index]  # ranked() puts them group by group
-        groups = []
-        for group, weight in zip(ranking.loc[primary, "group"], ranking.loc[primary, "weight"], strict=True):
-            if groups and groups[-1]["name"] == group:
-                groups[-1]["span"] += 1
-                groups[-1]["weight"] += float(weight)
-            else:
-                groups.append({"name": group, "span": 1, "weight": float(weight)})
-        others = [m for m in metrics if m not in primary]
+        groups = [{"name": group, "span": len(members), "weight": float(members["weight"].sum())}
+                  for group, members in ranking_groups(self.table, key)]  # ranked() puts their metrics first
+        primary = metrics[:sum(g["span"] for g in groups)]
+        others = metrics[len(primary):]
 
         def header(m):
             return {"name": m, "arrow": arrow(directions[m]), "best": "desc" if directions[m] else "asc",
